@@ -1,0 +1,1 @@
+"""Datasets: image folders and zip archives, and procedural portraits with known factors."""

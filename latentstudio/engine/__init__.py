@@ -1,0 +1,1 @@
+"""Everything the GUI does, without Qt: recipes, rendering, directions, analysis, export."""

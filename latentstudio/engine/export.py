@@ -1,0 +1,92 @@
+"""Writing images: PNGs that carry their recipe, grids, and reading a recipe back from a PNG.
+
+The recipe goes into an iTXt chunk (UTF-8, keyword ``latentstudio-recipe``), which every PNG
+reader ignores and Pillow round-trips, so an exported image is also its own project file.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from latentstudio.engine.recipe import EditRecipe, RecipeError
+
+RECIPE_KEY = "latentstudio-recipe"
+MODEL_KEY = "latentstudio-model"
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """H x W x C uint8 (C = 1, 3 or 4) -> a PIL image of the matching mode."""
+    if image.ndim == 3 and image.shape[-1] == 1:
+        return Image.fromarray(image[..., 0], mode="L")
+    return Image.fromarray(np.ascontiguousarray(image))
+
+
+def upscale(image: Image.Image, factor: int) -> Image.Image:
+    """Lanczos upscaling by an integer factor (1 returns the image unchanged)."""
+    if factor == 1:
+        return image
+    if factor not in (2, 4, 8):
+        raise ValueError(f"upscale factor must be 1, 2, 4 or 8, not {factor}")
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
+
+
+def save_png(
+    path: str | os.PathLike,
+    image: np.ndarray | Image.Image,
+    recipe: EditRecipe | None = None,
+    model: str | None = None,
+    scale: int = 1,
+) -> Path:
+    """Save a PNG with the recipe (and model path) embedded as iTXt chunks."""
+    path = Path(path)
+    picture = image if isinstance(image, Image.Image) else to_pil(image)
+    info = PngImagePlugin.PngInfo()
+    if recipe is not None:
+        info.add_itxt(RECIPE_KEY, recipe.to_json())
+    if model is not None:
+        info.add_itxt(MODEL_KEY, str(model))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    upscale(picture, scale).save(path, format="PNG", pnginfo=info)
+    return path
+
+
+def read_png_recipe(path: str | os.PathLike) -> tuple[EditRecipe, str | None]:
+    """The recipe (and model path, if recorded) embedded in a latentstudio PNG.
+
+    Raises :class:`RecipeError` when the file is not a PNG or carries no recipe.
+    """
+    try:
+        with Image.open(path) as picture:
+            picture.load()
+            text = dict(getattr(picture, "text", {}) or {})
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise RecipeError(f"{path}: not a readable image ({error})") from None
+    if RECIPE_KEY not in text:
+        raise RecipeError(f"{path}: this image carries no latentstudio recipe")
+    return EditRecipe.from_json(text[RECIPE_KEY]), text.get(MODEL_KEY)
+
+
+def make_grid(images: Sequence[np.ndarray], columns: int | None = None, padding: int = 0, background: int = 0) -> np.ndarray:
+    """Tile equally sized H x W x C images row by row into one image."""
+    if not images:
+        raise ValueError("no images to tile")
+    height, width, channels = images[0].shape
+    columns = columns or math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / columns)
+    grid = np.full(
+        (rows * height + (rows - 1) * padding, columns * width + (columns - 1) * padding, channels),
+        background,
+        dtype=np.uint8,
+    )
+    for index, image in enumerate(images):
+        if image.shape != (height, width, channels):
+            raise ValueError(f"image {index} has shape {image.shape}, expected {(height, width, channels)}")
+        row, column = divmod(index, columns)
+        top, left = row * (height + padding), column * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid

@@ -1,0 +1,160 @@
+"""``Renderer``: turns an :class:`EditRecipe` into a :class:`Frame`, caching what repeats.
+
+One renderer owns one generator on one device. ``render`` never raises: a failure becomes
+``Frame.error`` (a one-line message for the status bar), so an interactive caller can keep
+going. Mapped latents are cached per ``(seed, class)``, because while a person drags a
+slider the seeds stay the same and only the cheap ws arithmetic and synthesis change.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentstudio.engine.recipe import EditRecipe, RecipeError, compose_ws, map_seed
+
+
+@dataclass
+class Frame:
+    """One rendered image and how it was made.
+
+    ``image`` is ``H x W x 3`` uint8 (grayscale models are repeated to 3 channels; ``raw``
+    keeps the model's own channel count for export). ``timings`` holds milliseconds.
+    """
+
+    recipe: EditRecipe
+    image: np.ndarray | None = None
+    raw: np.ndarray | None = None
+    ws: torch.Tensor | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.image is not None
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """NCHW float in about [-1, 1] -> N x H x W x C uint8, rounded as NVlabs does."""
+    images = (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return images.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """H x W x C uint8 -> H x W x 3 (grayscale repeated; extra channels dropped)."""
+    if image.shape[-1] == 1:
+        return np.repeat(image, 3, axis=-1)
+    return np.ascontiguousarray(image[..., :3])
+
+
+class Renderer:
+    """Renders recipes with one generator on one device."""
+
+    MAPPED_CACHE_SIZE = 512
+
+    def __init__(self, G: nn.Module, device: torch.device | str | None = None):
+        self.G = G.eval()
+        if device is not None:
+            self.G = self.G.to(device)
+        self.device = next(self.G.parameters()).device
+        self._mapped: OrderedDict[tuple[int, int | None], torch.Tensor] = OrderedDict()
+
+    # -- latents ------------------------------------------------------------------------
+    def mapped(self, seed: int, class_index: int | None) -> torch.Tensor:
+        """Untruncated ``ws`` of a seed, cached (least recently used dropped first)."""
+        key = (seed, class_index)
+        ws = self._mapped.get(key)
+        if ws is None:
+            ws = map_seed(self.G, seed, class_index, self.device)
+            self._mapped[key] = ws
+            while len(self._mapped) > self.MAPPED_CACHE_SIZE:
+                self._mapped.popitem(last=False)
+        else:
+            self._mapped.move_to_end(key)
+        return ws
+
+    def compose(self, recipe: EditRecipe) -> torch.Tensor:
+        """``ws`` for a recipe, using the mapped-latent cache."""
+        ws_a = None if recipe.latent is not None else self.mapped(recipe.seed, recipe.class_index)
+        ws_b = None if recipe.mix_seed is None else self.mapped(recipe.mix_seed, recipe.class_index)
+        return compose_ws(self.G, recipe, ws_a, ws_b)
+
+    # -- synthesis ----------------------------------------------------------------------
+    def synthesize(self, ws: torch.Tensor, recipe: EditRecipe) -> torch.Tensor:
+        """NCHW float image for ``ws`` with the recipe's noise and input transform."""
+        kwargs: dict = {"noise_mode": recipe.noise_mode}
+        if recipe.noise_mode == "random" and self.G.kind == "stylegan2":
+            kwargs["noise_generator"] = torch.Generator(device=self.device).manual_seed(recipe.noise_seed)
+        if self.G.kind == "stylegan3":
+            from latentstudio.nets.stylegan3 import make_input_transform
+
+            transform = make_input_transform(recipe.translate[0], recipe.translate[1], recipe.rotate)
+            self.G.synthesis.input.transform.copy_(transform.to(self.device))
+        return self.G.synthesis(ws, **kwargs)
+
+    def render(self, recipe: EditRecipe) -> Frame:
+        """Render one recipe. Never raises: errors come back as ``Frame.error``."""
+        frame = Frame(recipe=recipe)
+        try:
+            with torch.inference_mode():
+                start = time.perf_counter()
+                ws = self.compose(recipe)
+                composed = time.perf_counter()
+                raw = to_uint8(self.synthesize(ws, recipe))[0]
+                done = time.perf_counter()
+        except RecipeError as error:
+            frame.error = str(error)
+            return frame
+        except Exception as error:  # noqa: BLE001 - a frame error must never kill the caller
+            frame.error = f"render failed: {type(error).__name__}: {error}"
+            return frame
+        frame.ws, frame.raw, frame.image = ws, raw, as_rgb(raw)
+        frame.timings = {"compose_ms": 1e3 * (composed - start), "synthesis_ms": 1e3 * (done - composed), "total_ms": 1e3 * (done - start)}
+        return frame
+
+    def render_many(self, recipes: Sequence[EditRecipe], batch_size: int = 16) -> list[Frame]:
+        """Render many recipes, batching synthesis where noise allows (thumbnails, grids)."""
+        frames: list[Frame] = []
+        batchable = [r.noise_mode != "random" and self.G.kind == "stylegan2" for r in recipes]
+        pending: list[tuple[EditRecipe, torch.Tensor]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            start = time.perf_counter()
+            with torch.inference_mode():
+                ws = torch.cat([w for _, w in pending])
+                by_mode: dict[str, list[int]] = {}
+                for i, (recipe, _) in enumerate(pending):
+                    by_mode.setdefault(recipe.noise_mode, []).append(i)
+                raws: list[np.ndarray | None] = [None] * len(pending)
+                for mode, rows in by_mode.items():
+                    images = to_uint8(self.G.synthesis(ws[rows], noise_mode=mode))
+                    for row, image in zip(rows, images):
+                        raws[row] = image
+            each_ms = 1e3 * (time.perf_counter() - start) / len(pending)
+            for (recipe, w), raw in zip(pending, raws):
+                frames.append(Frame(recipe=recipe, raw=raw, image=as_rgb(raw), ws=w, timings={"total_ms": each_ms}))
+            pending.clear()
+
+        for recipe, can_batch in zip(recipes, batchable):
+            if not can_batch:
+                flush()
+                frames.append(self.render(recipe))
+                continue
+            try:
+                with torch.inference_mode():
+                    pending.append((recipe, self.compose(recipe)))
+            except Exception as error:  # noqa: BLE001
+                flush()
+                frames.append(Frame(recipe=recipe, error=str(error)))
+                continue
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+        return frames

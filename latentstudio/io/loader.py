@@ -1,0 +1,127 @@
+"""``load_model`` and ``load_networks``: one entry point for every model file we read."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentstudio.io.errors import ModelLoadError
+from latentstudio.io.info import ModelInfo
+from latentstudio.io.native import read_native
+from latentstudio.io.nvlabs_pickle import read_nvlabs_pickle
+from latentstudio.io.sniff import PICKLE, SAFETENSORS, TORCH_ZIP, sniff_format
+from latentstudio.nets.layout import ws_layout
+
+SUPPORTED = (
+    "NVlabs network pickles (stylegan3 and stylegan2-ada-pytorch code bases, StyleGAN2 and StyleGAN3 "
+    "generators) and latentstudio .safetensors files"
+)
+
+
+def default_device() -> torch.device:
+    """CUDA when there is one, the CPU otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_networks(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> dict[str, nn.Module]:
+    """Every network in the file by name (``G``, ``D``, ``G_ema``), in eval mode.
+
+    Each network has ``kind`` ("stylegan2" / "stylegan3") and ``init_kwargs`` attributes, so
+    it can be saved again (:func:`latentstudio.io.save_native`) or trained further.
+    """
+    networks, _, _ = read_model_file(Path(path))
+    target = torch.device(device) if device is not None else default_device()
+    return {name: network.to(target) for name, network in networks.items()}
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> nn.Module:
+    """The inference generator of a model file (``G_ema`` when present), with ``.info``.
+
+    ``device=None`` picks CUDA when available, else the CPU. Raises :class:`ModelLoadError`
+    (naming the file, what was found and what is supported) for anything else.
+    """
+    path = Path(path)
+    networks, provenance, file_format = read_model_file(path)
+    name = "G_ema" if "G_ema" in networks else "G" if "G" in networks else None
+    if name is None:
+        raise ModelLoadError(path, f"the file holds no generator (found: {', '.join(networks) or 'nothing'})")
+    generator = networks[name]
+    generator.info = describe(generator, path, file_format, provenance, tuple(networks))
+    return generator.to(torch.device(device) if device is not None else default_device())
+
+
+def read_model_file(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
+    """Networks in a model file, its provenance and the file's format name (CPU, eval mode)."""
+    if not path.exists():
+        raise ModelLoadError(path, "no such file")
+    if path.is_dir():
+        raise ModelLoadError(path, f"a folder, not a model file (supported: {SUPPORTED})")
+    try:
+        kind, description = sniff_format(path)
+    except OSError as error:
+        raise ModelLoadError(path, f"cannot be read ({error.strerror or error})") from None
+    if kind == PICKLE:
+        networks, provenance = read_nvlabs_pickle(path)
+        file_format = "nvlabs-pickle"
+    elif kind == SAFETENSORS:
+        networks, provenance = read_native(path)
+        file_format = "native"
+    elif kind == TORCH_ZIP:
+        raise ModelLoadError(
+            path,
+            f"{description}, such as a rosinality or other PyTorch checkpoint; those are not supported "
+            f"yet. Supported: {SUPPORTED}",
+        )
+    else:
+        raise ModelLoadError(path, f"{description}, not a model. Supported: {SUPPORTED}")
+    if not networks:
+        raise ModelLoadError(path, "the file holds no networks")
+    return networks, provenance, file_format
+
+
+def describe(G: nn.Module, path: Path, file_format: str, provenance: dict[str, Any], networks: tuple[str, ...]) -> ModelInfo:
+    layout = ws_layout(G)
+    kwargs = G.init_kwargs
+    flat = dict(kwargs, **(kwargs.get("synthesis_kwargs") or {}))
+    if G.kind == "stylegan3":
+        config = "R" if flat.get("use_radial_filters") or flat.get("conv_kernel") == 1 else "T"
+    else:
+        config = flat.get("architecture", "skip")
+    class_names = provenance.get("class_names")
+    return ModelInfo(
+        path=str(path),
+        format=file_format,
+        kind=G.kind,
+        config=config,
+        resolution=int(G.img_resolution),
+        num_ws=int(G.num_ws),
+        z_dim=int(G.z_dim),
+        w_dim=int(G.w_dim),
+        c_dim=int(G.c_dim),
+        img_channels=int(G.img_channels),
+        num_params=sum(p.numel() for p in G.parameters()),
+        fingerprint=fingerprint(G),
+        layer_names=tuple(layer.name for layer in layout),
+        layer_resolutions=tuple(layer.resolution for layer in layout),
+        networks=networks,
+        class_names=tuple(class_names) if class_names else None,
+        provenance=provenance,
+    )
+
+
+def fingerprint(G: nn.Module) -> str:
+    """A short hash of the mapping network's weights, rounded to float16.
+
+    Directions live in W, which the mapping network defines, so this is what a direction set
+    must match. Rounding to float16 makes it survive fp16 storage and format conversion.
+    """
+    digest = hashlib.sha256()
+    for key, value in sorted(G.mapping.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(np.ascontiguousarray(value.detach().cpu().to(torch.float16).numpy()).tobytes())
+    return digest.hexdigest()[:16]

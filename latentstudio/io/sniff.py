@@ -1,0 +1,46 @@
+"""Recognise a file's format from its first bytes, never from its extension."""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+PICKLE = "pickle"
+SAFETENSORS = "safetensors"
+TORCH_ZIP = "torch-zip"
+
+_IMAGE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"BM": "a BMP image",
+}
+
+
+def sniff_format(path: Path) -> tuple[str | None, str]:
+    """``(format, description)``; format is None when the file is no model format we read."""
+    with open(path, "rb") as stream:
+        head = stream.read(64)
+        size = stream.seek(0, 2)
+    if not head:
+        return None, "an empty file (0 bytes)"
+    if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        return PICKLE, f"a Python pickle (protocol {head[1]})"
+    if head[:4] == b"PK\x03\x04":
+        return TORCH_ZIP, "a zip archive (as written by torch.save)"
+    if len(head) >= 9:
+        (header_len,) = struct.unpack("<Q", head[:8])
+        if head[8:9] == b"{" and 8 + header_len <= size:
+            return SAFETENSORS, "a safetensors file"
+    for magic, description in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return None, description
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return None, "a WebP image"
+    if head.lstrip()[:1] in (b"{", b"["):
+        try:
+            json.loads(Path(path).read_text(encoding="utf-8"))
+            return None, "a JSON document"
+        except (UnicodeDecodeError, ValueError):
+            pass
+    return None, f"an unrecognised format (first bytes {head[:8].hex(' ')})"

@@ -1,0 +1,1 @@
+"""The networks as plain ``torch.nn.Module``s with the NVlabs parameter names."""

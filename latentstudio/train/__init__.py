@@ -1,0 +1,1 @@
+"""The StyleGAN2 trainer: a library, a CLI and a separate process the GUI watches."""
