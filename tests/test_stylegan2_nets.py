@@ -209,3 +209,18 @@ def test_upfirdn2d_matches_its_definition(separable):
     for up, down, pad, flip in itertools.product([1, 2, [2, 3]], [1, 2], [0, [1, -1, 2, 4]], [False, True]):
         y = ops.upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=flip, gain=1.5)
         assert _max_err(y, _upfirdn2d_by_definition(x, f, up, down, pad, flip, 1.5)) < 1e-6
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@torch.no_grad()
+def test_fp16_blocks_on_cuda_stay_close_to_fp32(load_reference):
+    ref = load_reference("sg2_cond64")  # num_fp16_res 2: the 32 and 64 blocks run in fp16
+    G = Generator(**ref["G_init_kwargs"]).eval().cuda()
+    G.load_state_dict(ref["G_state_dict"])
+    ws = ref["outputs"]["ws"].cuda()
+    img32 = G.synthesis(ws, noise_mode="const", force_fp32=True).cpu()
+    img16 = G.synthesis(ws, noise_mode="const").cpu()
+    assert img16.dtype == torch.float32
+    assert _max_err(img32, ref["outputs"]["img_const"]) < 1e-3  # TF32 / cuDNN differences only
+    assert _max_err(img16, img32) < 2e-2

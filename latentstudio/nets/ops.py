@@ -153,8 +153,9 @@ def upfirdn2d(
     if upsample:
         # Full convolution of the zero-inserted image (last zeros dropped) = padding by
         # (k - 1) before and (k - 1) - (up - 1) after; correct the padding by the difference.
-        for k in kernels:
-            x = _depthwise(x, k, (upx, upy) if k is kernels[0] else (1, 1), transpose=True)
+        x = _depthwise(x, kernels[0], (upx, upy), transpose=True)  # zeros in both axes
+        if len(kernels) == 2:
+            x = _depthwise(x, kernels[1], (1, 1), transpose=True)
         x = F.pad(x, [px0 - fw + 1, px1 + upx - fw, py0 - fh + 1, py1 + upy - fh])
     else:
         x = F.pad(x, [px0, px1, py0, py1])  # (N, C, H + py0 + py1, W + px0 + px1)
