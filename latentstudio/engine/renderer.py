@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from latentstudio.engine.incremental import IncrementalSynthesis
 from latentstudio.engine.recipe import EditRecipe, RecipeError, compose_ws, map_seed
+
+PreviewCallback = Callable[["Frame"], None]
 
 
 @dataclass
@@ -25,6 +28,8 @@ class Frame:
 
     ``image`` is ``H x W x 3`` uint8 (grayscale models are repeated to 3 channels; ``raw``
     keeps the model's own channel count for export). ``timings`` holds milliseconds.
+    ``preview`` frames are low-resolution partial images scaled up to full size, sent
+    while the full frame is still being computed.
     """
 
     recipe: EditRecipe
@@ -33,6 +38,7 @@ class Frame:
     ws: torch.Tensor | None = None
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    preview: bool = False
 
     @property
     def ok(self) -> bool:
@@ -53,16 +59,22 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class Renderer:
-    """Renders recipes with one generator on one device."""
+    """Renders recipes with one generator on one device.
+
+    ``incremental=True`` (the default) re-runs only the synthesis blocks a new recipe
+    affects (StyleGAN2, batch 1; see :mod:`latentstudio.engine.incremental`); the pixels are
+    identical to a full render.
+    """
 
     MAPPED_CACHE_SIZE = 512
 
-    def __init__(self, G: nn.Module, device: torch.device | str | None = None):
+    def __init__(self, G: nn.Module, device: torch.device | str | None = None, incremental: bool = True, cache_bytes: int = 512 * 2**20):
         self.G = G.eval()
         if device is not None:
             self.G = self.G.to(device)
         self.device = next(self.G.parameters()).device
         self._mapped: OrderedDict[tuple[int, int | None], torch.Tensor] = OrderedDict()
+        self.incremental = IncrementalSynthesis(self.G.synthesis, cache_bytes) if incremental and self.G.kind == "stylegan2" else None
 
     # -- latents ------------------------------------------------------------------------
     def mapped(self, seed: int, class_index: int | None) -> torch.Tensor:
@@ -85,11 +97,15 @@ class Renderer:
         return compose_ws(self.G, recipe, ws_a, ws_b)
 
     # -- synthesis ----------------------------------------------------------------------
-    def synthesize(self, ws: torch.Tensor, recipe: EditRecipe) -> torch.Tensor:
+    def synthesize(self, ws: torch.Tensor, recipe: EditRecipe, on_preview: PreviewCallback | None = None) -> torch.Tensor:
         """NCHW float image for ``ws`` with the recipe's noise and input transform."""
+        if self.incremental is not None and ws.shape[0] == 1:
+            on_block = None if on_preview is None else self._preview_sender(recipe, on_preview)
+            return self.incremental(ws, recipe.noise_mode, recipe.noise_seed, on_block)
         kwargs: dict = {"noise_mode": recipe.noise_mode}
         if recipe.noise_mode == "random" and self.G.kind == "stylegan2":
-            kwargs["noise_generator"] = torch.Generator(device=self.device).manual_seed(recipe.noise_seed)
+            # A CPU generator: the same noise seed gives the same noise on every device.
+            kwargs["noise_generator"] = torch.Generator().manual_seed(recipe.noise_seed)
         if self.G.kind == "stylegan3":
             from latentstudio.nets.stylegan3 import make_input_transform
 
@@ -97,15 +113,48 @@ class Renderer:
             self.G.synthesis.input.transform.copy_(transform.to(self.device))
         return self.G.synthesis(ws, **kwargs)
 
-    def render(self, recipe: EditRecipe) -> Frame:
-        """Render one recipe. Never raises: errors come back as ``Frame.error``."""
+    def _preview_sender(self, recipe: EditRecipe, on_preview: PreviewCallback):
+        """A block callback that sends the quarter-resolution partial image as a preview.
+
+        In the skip architecture the image after block R/4 is a valid low-resolution
+        picture (the finer blocks only add detail), available after a small fraction of the
+        work. Nothing is sent when the restart begins past that block.
+        """
+        preview_resolution = self.G.img_resolution // 4
+        started = time.perf_counter()
+
+        def on_block(index: int, resolution: int, img: torch.Tensor | None) -> None:
+            if resolution != preview_resolution or img is None or preview_resolution < 8:
+                return
+            factor = self.G.img_resolution // resolution
+            raw = to_uint8(img)[0].repeat(factor, axis=0).repeat(factor, axis=1)
+            on_preview(Frame(recipe=recipe, raw=raw, image=as_rgb(raw), preview=True,
+                             timings={"total_ms": 1e3 * (time.perf_counter() - started)}))
+
+        return on_block
+
+    def cache_info(self) -> dict[str, int]:
+        """Memory held by the caches and what the last synthesis re-ran."""
+        info = {"mapped_latents": len(self._mapped)}
+        if self.incremental is not None:
+            stats = self.incremental.stats
+            info.update(cached_bytes=stats.cached_bytes, restart_block=stats.restart_block,
+                        blocks_run=stats.blocks_run, num_blocks=stats.num_blocks)
+        return info
+
+    def render(self, recipe: EditRecipe, on_preview: PreviewCallback | None = None) -> Frame:
+        """Render one recipe. Never raises: errors come back as ``Frame.error``.
+
+        ``on_preview(frame)`` receives an early low-resolution frame (StyleGAN2 skip
+        architecture, resolution >= 32) before the full frame is returned.
+        """
         frame = Frame(recipe=recipe)
         try:
             with torch.inference_mode():
                 start = time.perf_counter()
                 ws = self.compose(recipe)
                 composed = time.perf_counter()
-                raw = to_uint8(self.synthesize(ws, recipe))[0]
+                raw = to_uint8(self.synthesize(ws, recipe, on_preview))[0]
                 done = time.perf_counter()
         except RecipeError as error:
             frame.error = str(error)
