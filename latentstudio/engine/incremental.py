@@ -5,8 +5,10 @@ renderer re-runs the whole network. A StyleGAN2 synthesis network is a chain of 
 carrying ``(x, img)``; block i reads a contiguous slice of ``ws`` (see
 ``SynthesisNetwork.split_ws``). So we keep every block's inputs from the previous frame and,
 when the first changed ``ws`` row is k, restart at the first block whose slice contains k.
-The arithmetic is the same, in the same order, on the same inputs, so the pixels are
-identical to a full render.
+Restarting repeats the same arithmetic on the same inputs, so the pixels are identical to a
+full render of the same path. By default the blocks run the lean batch-1 modulated
+convolution (``fused_modconv="auto"``, see ``latentstudio.nets.ops``), equal to the
+reference path up to float rounding.
 
 Random noise stays exact too: noise is drawn layer by layer from one generator, so we also
 keep the generator's state at each block boundary and restore it on restart.
@@ -52,8 +54,9 @@ class IncrementalSynthesis:
     block at or before the needed one.
     """
 
-    def __init__(self, synthesis: nn.Module, max_bytes: int = 512 * 2**20):
+    def __init__(self, synthesis: nn.Module, max_bytes: int = 512 * 2**20, fused_modconv: bool | str = "auto"):
         self.synthesis = synthesis
+        self.fused_modconv = fused_modconv
         self.blocks = list(synthesis.blocks)
         self.max_bytes = max_bytes
         # First ws row past each block's slice: block i reads rows [starts[i], ends[i]).
@@ -115,7 +118,8 @@ class IncrementalSynthesis:
         slices = self.synthesis.split_ws(ws.to(torch.float32))
         for index in range(start, len(self.blocks)):
             self._inputs[index] = _BlockInput(x, img, generator.get_state() if generator is not None else None)
-            x, img = self.blocks[index](x, img, slices[index], noise_mode=noise_mode, noise_generator=generator)
+            x, img = self.blocks[index](x, img, slices[index], noise_mode=noise_mode, noise_generator=generator,
+                                        fused_modconv=self.fused_modconv)
             if on_block is not None:
                 on_block(index, self.blocks[index].resolution, img)
         self._ws, self._output = ws.clone(), img

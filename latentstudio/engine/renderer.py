@@ -61,20 +61,38 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
 class Renderer:
     """Renders recipes with one generator on one device.
 
-    ``incremental=True`` (the default) re-runs only the synthesis blocks a new recipe
-    affects (StyleGAN2, batch 1; see :mod:`latentstudio.engine.incremental`); the pixels are
-    identical to a full render.
+    The fast paths, each chosen at run time and each off with a flag (the plain path,
+    ``incremental=False, lean=False``, is the NVlabs reference computation):
+
+    - ``incremental``: re-run only the synthesis blocks a new recipe affects (StyleGAN2,
+      batch 1; :mod:`latentstudio.engine.incremental`); pixel-identical to a full render.
+    - ``lean``: the batch-1 modulated convolution that never copies weights where that
+      costs more than it saves (``fused_modconv="auto"`` in :mod:`latentstudio.nets.ops`);
+      equal to the reference up to float rounding.
     """
 
     MAPPED_CACHE_SIZE = 512
 
-    def __init__(self, G: nn.Module, device: torch.device | str | None = None, incremental: bool = True, cache_bytes: int = 512 * 2**20):
+    def __init__(
+        self,
+        G: nn.Module,
+        device: torch.device | str | None = None,
+        incremental: bool = True,
+        lean: bool = True,
+        cache_bytes: int = 512 * 2**20,
+    ):
         self.G = G.eval()
         if device is not None:
             self.G = self.G.to(device)
         self.device = next(self.G.parameters()).device
         self._mapped: OrderedDict[tuple[int, int | None], torch.Tensor] = OrderedDict()
-        self.incremental = IncrementalSynthesis(self.G.synthesis, cache_bytes) if incremental and self.G.kind == "stylegan2" else None
+        is_stylegan2 = self.G.kind == "stylegan2"
+        self._synthesis_kwargs = {"fused_modconv": "auto"} if lean and is_stylegan2 else {}
+        self.incremental = (
+            IncrementalSynthesis(self.G.synthesis, cache_bytes, **self._synthesis_kwargs)
+            if incremental and is_stylegan2
+            else None
+        )
 
     # -- latents ------------------------------------------------------------------------
     def mapped(self, seed: int, class_index: int | None) -> torch.Tensor:
@@ -102,7 +120,7 @@ class Renderer:
         if self.incremental is not None and ws.shape[0] == 1:
             on_block = None if on_preview is None else self._preview_sender(recipe, on_preview)
             return self.incremental(ws, recipe.noise_mode, recipe.noise_seed, on_block)
-        kwargs: dict = {"noise_mode": recipe.noise_mode}
+        kwargs: dict = {"noise_mode": recipe.noise_mode, **self._synthesis_kwargs}
         if recipe.noise_mode == "random" and self.G.kind == "stylegan2":
             # A CPU generator: the same noise seed gives the same noise on every device.
             kwargs["noise_generator"] = torch.Generator().manual_seed(recipe.noise_seed)
@@ -183,7 +201,7 @@ class Renderer:
                     by_mode.setdefault(recipe.noise_mode, []).append(i)
                 raws: list[np.ndarray | None] = [None] * len(pending)
                 for mode, rows in by_mode.items():
-                    images = to_uint8(self.G.synthesis(ws[rows], noise_mode=mode))
+                    images = to_uint8(self.G.synthesis(ws[rows], noise_mode=mode, **self._synthesis_kwargs))
                     for row, image in zip(rows, images):
                         raws[row] = image
             each_ms = 1e3 * (time.perf_counter() - start) / len(pending)
