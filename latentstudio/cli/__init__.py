@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "info": "info",
     "render": "render",
     "convert": "convert",
+    "directions": "directions",
+    "analyze": "analyze",
 }
 
 
