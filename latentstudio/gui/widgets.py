@@ -1,0 +1,31 @@
+"""Small shared widget helpers: labelled float sliders and quiet write-backs."""
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtWidgets import QLabel, QWidget
+from superqt import QLabeledDoubleSlider
+
+SEED_MAX = 2**31 - 1  # QSpinBox holds a C int; recipes allow up to 2^32 - 1
+
+
+def float_slider(minimum: float, maximum: float, value: float = 0.0, decimals: int = 2, step: float = 0.01) -> QLabeledDoubleSlider:
+    """A horizontal superqt float slider with an editable value label."""
+    slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+    slider.setRange(minimum, maximum)
+    slider.setDecimals(decimals)
+    slider.setSingleStep(step)
+    slider.setValue(value)
+    return slider
+
+
+def set_quietly(widget: QWidget, setter: str, *args) -> None:
+    """Call ``widget.<setter>(*args)`` without emitting signals (model -> view write-back)."""
+    with QSignalBlocker(widget):
+        getattr(widget, setter)(*args)
+
+
+def caption(text: str) -> QLabel:
+    """A small, dimmed section caption."""
+    label = QLabel(text)
+    label.setObjectName("caption")
+    return label

@@ -1,0 +1,210 @@
+"""The editor window, driven through its real widgets on the CPU, offscreen (pytest-qt)."""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from latentstudio.engine.recipe import EditRecipe, compose_ws  # noqa: E402
+from latentstudio.engine.renderer import Renderer  # noqa: E402
+from latentstudio.gui import render_worker  # noqa: E402
+from latentstudio.gui.main_window import MainWindow  # noqa: E402
+from latentstudio.nets.layout import layer_groups, ws_layout  # noqa: E402
+
+import torch  # noqa: E402
+
+from latentstudio.io import load_networks, save_native  # noqa: E402
+
+MODEL = "sg2_cond64.pkl"  # the largest fixture: 64x64, conditional, 10 ws layers
+WAIT_MS = 60_000
+
+
+@pytest.fixture(scope="session")
+def lively_model(tmp_path_factory, fixtures_dir):
+    """The 64x64 fixture with the spread of a trained mapping network.
+
+    The fixture's untrained mapping layers use lr_multiplier 0.01, so every seed maps to
+    nearly the same w (seeds and mixing change no pixel). Scaling its fc weights and biases
+    by 1 / lr_multiplier gives seeds that differ as in a trained model; synthesis is untouched.
+    """
+    networks = load_networks(fixtures_dir / MODEL)
+    G = networks["G_ema"]
+    with torch.no_grad():
+        for name, parameter in G.mapping.named_parameters():
+            if name.startswith("fc"):
+                parameter.mul_(100)
+    return str(save_native(tmp_path_factory.mktemp("models") / "lively64.safetensors", {"G_ema": G}))
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Settings in a temporary folder, so tests never touch the user's."""
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "user-settings"))
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings, lively_model):
+    """An editor on the 64x64 model with its first frame and principal directions ready."""
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.directionsReady, timeout=WAIT_MS):
+        win.open_model(lively_model)
+    wait_for_current_frame(qtbot, win)
+    yield win
+    win.shutdown()
+    assert not win.controller._thread.isRunning()
+
+
+def wait_for_current_frame(qtbot, win: MainWindow) -> np.ndarray:
+    """Wait until the frame on screen shows the document's current recipe; its pixels."""
+    qtbot.waitUntil(lambda: win.current_frame() is not None, timeout=WAIT_MS)
+    return win.current_frame().image.copy()
+
+
+def row(win: MainWindow, layer: int):
+    return next(r for r in win.styles_panel.rows if r.layer == layer)
+
+
+def test_layer_slider_changes_image_and_undo_redo_restore_identical_pixels(qtbot, window):
+    before = wait_for_current_frame(qtbot, window)
+    steps_before = window.document.undo_stack.count()
+    slider = row(window, 2).offset
+    for value in (0.5, 1.0, 2.0, 3.0):  # one drag: several values, one undo step
+        slider.setValue(value)
+    window.document.end_merge()
+    assert window.document.undo_stack.count() == steps_before + 1
+    (edit,) = window.document.recipe.edits
+    assert (edit.first_layer, edit.last_layer, edit.strength) == (2, 2, 3.0)
+    after = wait_for_current_frame(qtbot, window)
+    assert not np.array_equal(before, after)
+
+    window.document.undo_stack.undo()
+    assert slider.value() == 0.0  # the widget follows the document
+    np.testing.assert_array_equal(wait_for_current_frame(qtbot, window), before)
+    window.document.undo_stack.redo()
+    assert slider.value() == 3.0
+    np.testing.assert_array_equal(wait_for_current_frame(qtbot, window), after)
+
+    row(window, 8).mix.setValue(1.0)  # a mixing slider changes the image too
+    assert window.document.recipe.mix_weights(10)[8] == 1.0
+    assert not np.array_equal(wait_for_current_frame(qtbot, window), after)
+
+
+def test_fine_from_b_is_the_engine_style_mixing(qtbot, window):
+    G = window.document.model
+    base = window.document.recipe
+    qtbot.mouseClick(window.styles_panel.from_b_buttons["fine"], Qt.MouseButton.LeftButton)
+    shown = wait_for_current_frame(qtbot, window)
+
+    fine = layer_groups(ws_layout(G), G.info.resolution)["fine"]
+    expected = base.with_layers_from_b(fine, G.num_ws, mix_seed=window.styles_panel.seed_b.value())
+    assert window.document.recipe == expected
+    np.testing.assert_array_equal(shown, Renderer(G).render(expected).image)
+
+    ws = compose_ws(G, expected)
+    ws_a = compose_ws(G, EditRecipe(seed=base.seed, class_index=base.class_index))
+    ws_b = compose_ws(G, EditRecipe(seed=expected.mix_seed, class_index=base.class_index))
+    coarse_and_middle = [i for i in range(G.num_ws) if i not in fine]
+    torch.testing.assert_close(ws[0, fine], ws_b[0, fine], rtol=0, atol=1e-6)  # engine blends a + 1 * (b - a)
+    torch.testing.assert_close(ws[0, coarse_and_middle], ws_a[0, coarse_and_middle], rtol=0, atol=0)
+    assert not torch.allclose(ws_a[0, fine], ws_b[0, fine])  # B really differs from A there
+
+
+def test_export_then_reopen_png_restores_recipe_and_pixels(qtbot, window, tmp_path):
+    window.latent_panel.seed.setValue(3)
+    row(window, 4).offset.setValue(-1.5)
+    exported_recipe = window.document.recipe
+    pixels = wait_for_current_frame(qtbot, window)
+    path = window.export_image(str(tmp_path / "edit.png"))
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), pixels)
+
+    window.latent_panel.seed.setValue(7)
+    assert not np.array_equal(wait_for_current_frame(qtbot, window), pixels)
+    window.open_path(str(path))
+    assert window.document.recipe == exported_recipe
+    np.testing.assert_array_equal(wait_for_current_frame(qtbot, window), pixels)
+
+    big = window.export_image(str(tmp_path / "edit4x.png"), scale=4)
+    assert Image.open(big).size == (256, 256)
+
+
+def test_corrupt_model_shows_the_error_and_keeps_the_old_model(qtbot, window, tmp_path):
+    G = window.document.model
+    pixels = wait_for_current_frame(qtbot, window)
+    bad = tmp_path / "broken.pkl"
+    bad.write_bytes(b"\x80\x04\x95 this is not a network pickle")
+    with qtbot.waitSignal(window.modelFailed, timeout=WAIT_MS) as failure:
+        window.open_model(str(bad))
+    assert str(bad) in failure.args[0]
+    boxes = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert boxes and str(bad) in boxes[0].text()
+    assert window.document.model is G and window.document.model_path.endswith("lively64.safetensors")
+    np.testing.assert_array_equal(window.image_view.image, pixels)
+    window.latent_panel.step_seed(1)  # still editing the old model
+    assert not np.array_equal(wait_for_current_frame(qtbot, window), pixels)
+
+
+class _HeavyRenderer(Renderer):
+    """A renderer whose frames also synthesise a batch of 32: real network work that takes
+    as long as a frame of a much larger model, so an event-loop stall is measurable against it."""
+
+    def synthesize(self, ws, recipe, *args, **kwargs):
+        self.G.synthesis(ws.repeat(32, 1, 1), noise_mode=recipe.noise_mode)
+        return super().synthesize(ws, recipe, *args, **kwargs)
+
+
+def test_event_loop_keeps_running_during_a_burst_of_slider_changes(qtbot, window, monkeypatch):
+    monkeypatch.setattr(render_worker, "Renderer", _HeavyRenderer)
+    window.controller.set_model(window.document.model)  # the thread now renders with it
+    window.controller.request(window.document.recipe)
+    wait_for_current_frame(qtbot, window)
+
+    beats: list[float] = []
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
+    heartbeat.start(5)
+    render_ms: list[float] = []
+    window.frameShown.connect(lambda frame: render_ms.append(frame.timings["wall_ms"]))
+    values = iter(np.linspace(0.1, 3.0, 30))
+    slider = row(window, 5).offset
+
+    def drag_step() -> None:
+        value = next(values, None)
+        if value is None:
+            dragger.stop()
+        else:
+            slider.setValue(float(value))
+
+    dragger = QTimer()
+    dragger.timeout.connect(drag_step)
+    dragger.start(15)
+    qtbot.waitUntil(lambda: not dragger.isActive(), timeout=WAIT_MS)
+    wait_for_current_frame(qtbot, window)
+    heartbeat.stop()
+
+    assert window.document.recipe.edits[0].strength == pytest.approx(3.0)
+    assert 1 <= len(render_ms) < 30  # latest wins: no backlog of one render per change
+    worst_stall_ms = 1e3 * max(np.diff(beats))
+    assert worst_stall_ms < 0.5 * statistics.median(render_ms), (worst_stall_ms, render_ms)
+
+
+def test_layout_and_recent_files_persist(qtbot, window, settings):
+    window.latent_dock.hide()
+    window.close()
+    again = MainWindow(settings=settings)
+    qtbot.addWidget(again)
+    assert again.recent_files()[0].endswith("lively64.safetensors")
+    assert again.latent_dock.isHidden()
+    again.shutdown()
