@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "convert": "convert",
     "directions": "directions",
     "analyze": "analyze",
+    "gui": "gui",
 }
 
 
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-") and os.path.isfile(argv[0])):
+        argv = ["gui", *argv]  # `latentstudio` and `latentstudio MODEL` open the editor
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
