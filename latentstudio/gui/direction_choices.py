@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from latentstudio.engine.directions import display_name
 from latentstudio.engine.recipe import DirectionEdit
 
 
@@ -21,13 +22,6 @@ class DirectionChoice:
 
     def matches(self, edit: DirectionEdit) -> bool:
         return edit.direction == self.name and edit.vector == self.vector
-
-
-def display_name(name: str) -> str:
-    """``pca:0`` -> ``PC1`` (people count components from one); other names unchanged."""
-    if name.startswith("pca:") and name[4:].isdigit():
-        return f"PC{int(name[4:]) + 1}"
-    return name
 
 
 def choices_from_sets(direction_sets: list) -> list[DirectionChoice]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
+from PySide6.QtCore import QSettings, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -29,6 +29,7 @@ from superqt.utils import create_worker
 from latentstudio import __version__
 from latentstudio.engine.recipe import EditRecipe, RecipeError
 from latentstudio.engine.renderer import Frame
+from latentstudio.gui.directions_panel import DirectionsPanel
 from latentstudio.gui.document import EditorDocument
 from latentstudio.gui.image_view import ImageView
 from latentstudio.gui.latent_panel import LatentPanel
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("latentstudio")
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+        self.setTabPosition(Qt.DockWidgetArea.AllDockWidgetAreas, QTabWidget.TabPosition.North)
 
         self.document.modelChanged.connect(self.controller.set_model)
         self.document.recipeChanged.connect(self.controller.request)
@@ -121,12 +123,12 @@ class MainWindow(QMainWindow):
         self.latent_dock = self.add_dock("Latent", self.latent_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.history_dock = self.add_dock("History", self.history, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.styles_dock = self.add_dock("Styles", self.styles_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.directions_panel = DirectionsPanel(self.document)
+        self.directions_dock = self.add_dock("Directions", self.directions_panel, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self._build_status_bar()
         self._build_menus()
         self.resize(1440, 880)
-        self.resizeDocks([self.latent_dock, self.styles_dock], [330, 500], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.latent_dock, self.history_dock], [600, 200], Qt.Orientation.Vertical)
         self._restore_layout()
 
     # -- plug-in points for other panels -------------------------------------------------
@@ -147,12 +149,6 @@ class MainWindow(QMainWindow):
     def add_tab(self, title: str, widget: QWidget) -> int:
         """Add a page to the central tabs (the Editor is first)."""
         return self.tabs.addTab(widget, title)
-
-    def _add_directions_panel(self) -> None:
-        from latentstudio.gui.directions_panel import DirectionsPanel
-
-        self.directions_panel = DirectionsPanel(self.document)
-        self.directions_dock = self.add_dock("Directions", self.directions_panel, Qt.DockWidgetArea.RightDockWidgetArea)
 
     # -- chrome --------------------------------------------------------------------------
     def _view_buttons(self) -> QHBoxLayout:
@@ -262,12 +258,23 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("(none)").setEnabled(False)
 
     def _restore_layout(self) -> None:
+        """The saved window layout, or the default proportions on first start."""
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        else:
+            self.latent_dock.setMinimumWidth(300)
+            self.styles_dock.setMinimumWidth(560)
+            QTimer.singleShot(0, self._relax_default_widths)
+
+    def _relax_default_widths(self) -> None:
+        # Minimum widths give the first layout its proportions; afterwards the user decides.
+        self.latent_dock.setMinimumWidth(0)
+        self.styles_dock.setMinimumWidth(0)
+        self.resizeDocks([self.latent_dock, self.history_dock], [620, 200], Qt.Orientation.Vertical)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -44,9 +44,8 @@ def mixing_recipes(base: EditRecipe, seeds_a: list[int], seeds_b: list[int], lay
 
 def mixing_figure(images: list[np.ndarray], rows: int, columns: int) -> np.ndarray:
     """Lay out the rendered figure: a blank top-left corner, B along the top, A down the side."""
-    blank = np.zeros_like(images[0])
-    tiles = [blank, *images[:columns]]
-    tiles.extend(images[columns:])
+    blank = np.full_like(images[0], 24)
+    tiles = [blank, *images]
     assert len(tiles) == (rows + 1) * (columns + 1)
     return make_grid(tiles, columns + 1, padding=2, background=24)
 
@@ -76,6 +75,7 @@ class MixingView(QWidget):
         self.export_button = QPushButton("Export…")
         self.export_button.setEnabled(False)
         for editor in (self.seeds_a, self.seeds_b):
+            editor.setMinimumWidth(90)
             editor.editingFinished.connect(self.refresh)
         self.group.currentIndexChanged.connect(lambda _: self.refresh())
 

@@ -12,11 +12,13 @@ requests and gets :class:`~latentstudio.engine.renderer.Frame` objects back by s
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from latentstudio.engine.recipe import EditRecipe
@@ -75,6 +77,8 @@ class _RenderThread(QThread):
 
     # -- the thread ----------------------------------------------------------------------
     def run(self) -> None:  # noqa: D401 - Qt's name
+        # Leave one core to the GUI thread: a render using every core starves the event loop.
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         while True:
             with self._wake:
                 while not (self._stopping or self._model or self._frame or self._batches):

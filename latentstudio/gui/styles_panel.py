@@ -126,7 +126,8 @@ class StylesPanel(QWidget):
             if not layers:
                 continue
             resolutions = sorted({info.layer_resolutions[i] for i in layers})
-            title = QLabel(f"{GROUP_TITLES[group]}  {resolutions[0]}–{resolutions[-1]} px")
+            span = f"{resolutions[0]}" if len(resolutions) == 1 else f"{resolutions[0]}–{resolutions[-1]}"
+            title = QLabel(f"{GROUP_TITLES[group]}  {span} px")
             title.setObjectName("groupTitle")
             title.setToolTip(f"ws layers {layers[0]}–{layers[-1]}; the slider moves all of them")
             group_row = _GroupRow(layers, float_slider(0, 1), float_slider(-OFFSET_RANGE, OFFSET_RANGE, step=0.05))
@@ -146,7 +147,8 @@ class StylesPanel(QWidget):
                 label.setToolTip(f"ws[{layer}]: {name}")
                 row = _Row(layer, float_slider(0, 1), QComboBox(), float_slider(-OFFSET_RANGE, OFFSET_RANGE, step=0.05))
                 row.direction.setToolTip("Direction this layer's offset slider moves along")
-                row.direction.setMinimumContentsLength(6)
+                row.direction.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                row.direction.setMinimumContentsLength(5)
                 row.mix.valueChanged.connect(lambda v, i=layer: self._set_mix(i, v))
                 row.offset.valueChanged.connect(lambda v, i=layer: self._set_offset(i, v))
                 row.direction.currentIndexChanged.connect(lambda _, i=layer: self._direction_picked(i))

@@ -15,7 +15,11 @@ QLabel#caption {{ color: {DIM}; font-size: 11px; }}
 QLabel#groupTitle {{ color: {TEXT}; font-weight: 600; padding-top: 6px; }}
 QLabel#notice {{ background: #4a3b16; color: #f3dfa6; padding: 6px 10px; }}
 QDockWidget::title {{ background: #2d3035; padding: 5px 8px; }}
-QTabBar::tab {{ padding: 6px 16px; }}
+QTabWidget::pane {{ border: none; }}
+QTabBar {{ qproperty-drawBase: 0; }}
+QTabBar::tab {{ background: #2b2e33; color: {DIM}; border: none; padding: 6px 18px; margin-right: 1px; }}
+QTabBar::tab:selected {{ background: #3a3e45; color: {TEXT}; }}
+QTabBar::tab:hover {{ color: {TEXT}; }}
 QStatusBar QLabel {{ color: {DIM}; padding: 0 8px; }}
 QListWidget {{ background: {BASE}; border: none; }}
 QListWidget::item:selected {{ background: {ACCENT}; color: white; border-radius: 3px; }}
