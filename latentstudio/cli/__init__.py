@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "info": "info",
     "render": "render",
     "convert": "convert",
+    "train": "train",
     "directions": "directions",
     "analyze": "analyze",
     "gui": "gui",
