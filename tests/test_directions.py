@@ -91,6 +91,15 @@ def test_sampling_reports_progress_and_can_be_cancelled(linear_G):
     assert len(calls) == 4  # stopped after one more batch
 
 
+def test_sampled_w_is_the_mapping_of_the_seeded_z(sg2):
+    w = sample_w(sg2, 50, seed=9, batch_size=16)
+    z = torch.from_numpy(np.random.default_rng(9).standard_normal((50, sg2.z_dim), dtype=np.float32))
+    with torch.no_grad():
+        expected = sg2.mapping(z, None)[:, 0].numpy()
+    np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-8)  # batching changes only float rounding
+    assert sg2.mapping.num_ws == sg2.num_ws  # the model itself is untouched
+
+
 # -- SeFa -------------------------------------------------------------------------------------
 def test_sefa_matches_an_independent_decomposition(sg2):
     dset = sefa_directions(sg2, num=6, layers=(0, 3), samples=500)

@@ -131,7 +131,7 @@ def write_report(
                                        ("edge", sensitivity.edge, "layer_sensitivity_edges.png")):
         what = "pixels" if measure == "pixel" else "edge magnitude"
         figure = figures.heatmap(values, labels, layer_labels,
-                                 title=f"Where each direction acts: |change of {what}|, +-{strength:g} sigma on one layer",
+                                 title=f"Where each direction acts: |change of {what}|, ±{strength:g} sigma on one layer",
                                  xlabel="ws layer (index, resolution)", ylabel="direction",
                                  colorbar_label=f"mean |change| ({'0-255' if measure == 'pixel' else 'edge'})")
         written.append(_save(figure, outdir / file_name))

@@ -14,6 +14,7 @@ finders are pure functions of a generator (or of latents) and return plain array
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -254,7 +255,7 @@ def sample_w(
     Batched through the mapping network only. Conditional models use ``class_index``, or a
     uniformly random class per sample when it is ``None``. ``progress(done, n)`` is called
     after each batch; ``should_stop()`` is checked before each one (raises :class:`Cancelled`).
-    The result does not depend on ``batch_size``.
+    The z stream does not depend on ``batch_size`` (results agree up to float rounding).
     """
     if n <= 0:
         raise ValueError("the number of samples must be positive")
@@ -263,6 +264,10 @@ def sample_w(
     classes = None
     if G.c_dim:
         classes = np.full(n, class_index) if class_index is not None else rng.integers(0, G.c_dim, n)
+    # A shallow copy shares the weights; with num_ws None it returns [N, w_dim] and skips
+    # broadcasting every w to num_ws rows (about a seventh of the mapping time at 18 ws).
+    mapping = copy.copy(G.mapping)
+    mapping.num_ws = None
     out = np.empty((n, G.w_dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, n, batch_size):
@@ -274,8 +279,7 @@ def sample_w(
                 c = torch.nn.functional.one_hot(torch.from_numpy(classes[start:stop]).long(), G.c_dim).float().to(device)
             else:
                 c = class_vector(G, None, device).expand(stop - start, -1)
-            ws = G.mapping(z, c, truncation_psi=1)  # (B, num_ws, w_dim): all rows equal
-            out[start:stop] = ws[:, 0].float().cpu().numpy()
+            out[start:stop] = mapping(z, c, truncation_psi=1).float().cpu().numpy()  # (B, w_dim)
             if progress is not None:
                 progress(stop, n)
     return out

@@ -163,8 +163,9 @@ def heatmap(
     upper, lower = 60, 70
     bar_gap, bar_w, bar_text = 24, 18, 60
     plot_w, plot_h = cols * cell, rows * cell
-    width = left + plot_w + bar_gap + bar_w + bar_text + 40
-    width = max(width, _text_size(probe, title, title_font)[0] + 40, 420)
+    natural = left + plot_w + bar_gap + bar_w + bar_text + 40
+    width = max(natural, _text_size(probe, title, title_font)[0] + 40, 420)
+    left += (width - natural) // 2  # centre the plot under a wider title
     image = Image.new("RGB", (width, upper + plot_h + lower), BACKGROUND)
     draw = ImageDraw.Draw(image)
 
@@ -206,7 +207,7 @@ def heatmap(
     lines = max((len(str(label).split("\n")) for label in col_labels), default=1)
     draw.text((left + (plot_w - tw) / 2, upper + plot_h + 12 + 15 * lines), xlabel, font=label_font, fill=INK)
     rotated = _vertical_text(ylabel, label_font)
-    image.paste(rotated, (8, int(upper + (plot_h - rotated.height) / 2)), rotated)
+    image.paste(rotated, (max(8, left - row_text_w - 18 - rotated.width), int(upper + (plot_h - rotated.height) / 2)), rotated)
     return image
 
 
