@@ -24,6 +24,8 @@ class ImageView(pg.GraphicsView):
         self.view_box.addItem(self.image_item)
         self.image: np.ndarray | None = None
         self._fitted_shape: tuple[int, int] | None = None
+        self._auto_fit = True  # keep fitting on resize until the person zooms or pans
+        self.view_box.sigRangeChangedManually.connect(self._stop_auto_fit)
 
     def set_image(self, image: np.ndarray) -> None:
         """Show ``image`` (H x W x 3 uint8). The first image of a new size is fitted."""
@@ -38,8 +40,17 @@ class ImageView(pg.GraphicsView):
         self._fitted_shape = None
         self.image_item.clear()
 
+    def _stop_auto_fit(self, *_) -> None:
+        self._auto_fit = False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if getattr(self, "_auto_fit", False):  # pyqtgraph resizes during its own __init__
+            self.fit()
+
     def fit(self) -> None:
-        """Show the whole image, as large as the view allows."""
+        """Show the whole image, as large as the view allows (and keep it so on resize)."""
+        self._auto_fit = True
         if self.image is not None:
             height, width = self.image.shape[:2]
             self.view_box.setRange(QRectF(0, 0, width, height), padding=0.02)
@@ -48,6 +59,7 @@ class ImageView(pg.GraphicsView):
         """One image pixel per screen pixel, centred, with pixel edges on screen pixel edges."""
         if self.image is None:
             return
+        self._auto_fit = False
         height, width = self.image.shape[:2]
         view = self.view_box.geometry()
         ratio = self.devicePixelRatioF() or 1.0

@@ -36,6 +36,7 @@ from latentstudio.gui.latent_panel import LatentPanel
 from latentstudio.gui.mixing_view import MixingView
 from latentstudio.gui.render_worker import RenderController
 from latentstudio.gui.styles_panel import StylesPanel
+from latentstudio.gui.training_tab import TrainingTab
 
 ORGANIZATION = "latentstudio"
 APPLICATION = "latentstudio"
@@ -115,6 +116,9 @@ class MainWindow(QMainWindow):
         self.mixing_view = MixingView(self.document, self.controller)
         self.mixing_view.export_button.clicked.connect(lambda: self.export_grid())
         self.add_tab("Mixing", self.mixing_view)
+        self.training_tab = TrainingTab()
+        self.training_tab.openModelRequested.connect(self.open_model)
+        self.add_tab("Training", self.training_tab)
 
         self.latent_panel = LatentPanel(self.document, self.controller)
         self.styles_panel = StylesPanel(self.document)
@@ -267,16 +271,21 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         else:
             self.latent_dock.setMinimumWidth(300)
-            self.styles_dock.setMinimumWidth(560)
+            self.styles_dock.setMinimumWidth(540)
             QTimer.singleShot(0, self._relax_default_widths)
 
     def _relax_default_widths(self) -> None:
         # Minimum widths give the first layout its proportions; afterwards the user decides.
         self.latent_dock.setMinimumWidth(0)
         self.styles_dock.setMinimumWidth(0)
+        self.styles_dock.raise_()
+        self.resizeDocks([self.latent_dock, self.styles_dock], [300, 540], Qt.Orientation.Horizontal)
         self.resizeDocks([self.latent_dock, self.history_dock], [620, 200], Qt.Orientation.Vertical)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self.training_tab.confirm_close():  # a running trainer: keep it, stop it, or cancel
+            event.ignore()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
