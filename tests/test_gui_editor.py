@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 from latentstudio.engine.recipe import EditRecipe, compose_ws  # noqa: E402
 from latentstudio.engine.renderer import Renderer  # noqa: E402
@@ -71,6 +72,17 @@ def wait_for_current_frame(qtbot, win: MainWindow) -> np.ndarray:
     """Wait until the frame on screen shows the document's current recipe; its pixels."""
     qtbot.waitUntil(lambda: win.current_frame() is not None, timeout=WAIT_MS)
     return win.current_frame().image.copy()
+
+
+def drop_file_on(win: MainWindow, path) -> None:
+    """Drag-and-drop ``path`` onto the window, as a file manager would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    position = QPointF(win.rect().center())
+    for event_class in (QDragEnterEvent, QDropEvent):  # the drop is delivered after an accepted enter
+        event = event_class(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(win, event)
+        assert event.isAccepted()
 
 
 def row(win: MainWindow, layer: int):
@@ -132,7 +144,7 @@ def test_export_then_reopen_png_restores_recipe_and_pixels(qtbot, window, tmp_pa
 
     window.latent_panel.seed.setValue(7)
     assert not np.array_equal(wait_for_current_frame(qtbot, window), pixels)
-    window.open_path(str(path))
+    drop_file_on(window, path)  # dropping the PNG on the window re-opens it
     assert window.document.recipe == exported_recipe
     np.testing.assert_array_equal(wait_for_current_frame(qtbot, window), pixels)
 
