@@ -29,6 +29,7 @@ class LatentPanel(QWidget):
 
         self.seed = QSpinBox()
         self.seed.setRange(0, SEED_MAX)
+        self.seed.setKeyboardTracking(False)  # a typed seed is one edit, made on Enter
         self.seed.setToolTip("Seed A: picks z exactly as NVlabs gen_images.py does")
         self.seed.valueChanged.connect(lambda v: self._edit("Seed", "seed", seed=v))
         previous = QPushButton("◀")
@@ -67,6 +68,7 @@ class LatentPanel(QWidget):
         self.noise_mode.currentTextChanged.connect(lambda m: self._edit("Noise mode", None, noise_mode=m))
         self.noise_seed = QSpinBox()
         self.noise_seed.setRange(0, SEED_MAX)
+        self.noise_seed.setKeyboardTracking(False)
         self.noise_seed.setToolTip("Seed of the random noise")
         self.noise_seed.valueChanged.connect(lambda v: self._edit("Noise seed", "noise_seed", noise_seed=v))
 

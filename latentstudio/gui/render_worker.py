@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal
 
 from latentstudio.engine.recipe import EditRecipe
 from latentstudio.engine.renderer import Frame, Renderer
@@ -154,6 +154,9 @@ class RenderController(QObject):
         self._batch_stamps: dict[str, int] = {}
         self._has_model = False
         self._thread.start()
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)  # never leave the thread running at exit
 
     @property
     def busy(self) -> bool:

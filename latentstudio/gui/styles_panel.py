@@ -64,6 +64,7 @@ class StylesPanel(QWidget):
 
         self.seed_b = QSpinBox()
         self.seed_b.setRange(0, SEED_MAX)
+        self.seed_b.setKeyboardTracking(False)
         self.seed_b.setValue(1)
         self.seed_b.setToolTip("Seed B: the second latent that mixing sliders blend towards")
         self.seed_b.valueChanged.connect(self._on_seed_b)
