@@ -233,7 +233,7 @@ def compose_ws(G: torch.nn.Module, recipe: EditRecipe, ws_a: torch.Tensor | None
         if recipe.mix_seed is not None and any(weights):
             other = ws_b if ws_b is not None else map_seed(G, recipe.mix_seed, recipe.class_index, device)
             mix = torch.tensor(weights, dtype=torch.float32, device=device).reshape(1, num_ws, 1)
-            ws = ws + mix * (other - ws)
+            ws = torch.lerp(ws, other, mix)  # exact at 0 and 1: a layer "from B" is B's latent
         if recipe.truncation_psi != 1:
             cutoff = num_ws if recipe.truncation_cutoff is None else min(recipe.truncation_cutoff, num_ws)
             w_avg = G.mapping.w_avg.reshape(1, 1, w_dim)
