@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "directions": "directions",
     "analyze": "analyze",
     "gui": "gui",
+    "dataset": "dataset",
+    "bench": "bench",
 }
 
 
@@ -53,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0
+    if getattr(args, "_prepare", None) is not None:
+        args._prepare()  # process settings a subcommand needs before torch is imported
     from latentstudio.io.errors import ModelLoadError
 
     try:
