@@ -50,13 +50,23 @@ def _stylegan2_layout(synthesis: nn.Module) -> list[WsLayer]:
 
 
 def _stylegan3_layout(synthesis: nn.Module) -> list[WsLayer]:
-    # ws[0] drives the Fourier-feature input; ws[1 + i] drives layer i (the last is toRGB).
-    first = getattr(synthesis, synthesis.layer_names[0])
-    layers = [WsLayer(0, "input", int(np.round(float(first.in_sampling_rate))))]
+    """ws[0] drives the Fourier-feature input; ws[1 + i] drives layer i (the last is toRGB).
+
+    A StyleGAN3 layer's sampling grid says little about its content (the first layers of a
+    1024 px model already run at 16 px plus margins); its cutoff frequency does. So each
+    layer's ``resolution`` is its *effective* resolution, twice the cutoff (the Nyquist
+    rate of its content), which runs from 4 px up to the output size like StyleGAN2's
+    blocks, and the same coarse / middle / fine bounds apply to both.
+    """
+    layers = [WsLayer(0, "input", _effective_resolution(synthesis.input.bandwidth))]
     for i, name in enumerate(synthesis.layer_names):
         layer = getattr(synthesis, name)
-        layers.append(WsLayer(i + 1, name, int(np.round(float(layer.out_sampling_rate)))))
+        layers.append(WsLayer(i + 1, name, _effective_resolution(layer.out_cutoff)))
     return layers
+
+
+def _effective_resolution(cutoff: float) -> int:
+    return int(np.round(2 * float(cutoff)))
 
 
 def layer_groups(layout: list[WsLayer], img_resolution: int) -> dict[str, list[int]]:
