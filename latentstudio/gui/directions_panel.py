@@ -206,7 +206,7 @@ class DirectionsPanel(QWidget):
         self.chart.setMinimumHeight(110)
         self.chart.setMouseEnabled(x=False, y=False)
         self.chart.hideButtons()
-        self.chart.setLabel("left", "W variance", units="%")
+        self.chart.setLabel("left", "% of W var.")
         self.chart.setLabel("bottom", "direction")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush=(59, 117, 175))
         self.chart.addItem(self.bars)
@@ -472,6 +472,7 @@ class DirectionsPanel(QWidget):
     def _rebuild_rows(self, edits: tuple[DirectionEdit, ...]) -> None:
         for row in self.rows:
             self._rows_layout.removeWidget(row)
+            row.hide()  # deleteLater waits for the event loop; a stale row must not show meanwhile
             row.deleteLater()
         self.rows = []
         for index, edit in enumerate(edits):
