@@ -2,9 +2,12 @@
 import argparse
 import sys
 
-from latentstudio.cli import CliError
-from latentstudio.cli.train import add_arguments, run
-from latentstudio.io.errors import ModelLoadError
+from latentstudio.cli.train import add_arguments, prefer_passive_openmp, run
+
+prefer_passive_openmp()  # before anything imports torch
+
+from latentstudio.cli import CliError  # noqa: E402
+from latentstudio.io.errors import ModelLoadError  # noqa: E402
 
 parser = add_arguments(argparse.ArgumentParser(prog="python -m latentstudio.train", description=__doc__))
 try:

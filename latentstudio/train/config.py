@@ -40,7 +40,7 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(channel_base=512, channel_max=32, z_dim=64, w_dim=64, map_layers=2, batch=16,
                    lr=0.0025, ema_kimg=0.5, pl_weight=0.0, style_mixing=0.0, mbstd_group=4),
-    "small": Preset(channel_base=4096, channel_max=256, z_dim=256, w_dim=256, map_layers=2, batch=32,
+    "small": Preset(channel_base=2048, channel_max=128, z_dim=128, w_dim=128, map_layers=2, batch=32,
                     lr=0.0025, ema_kimg=10.0, pl_weight=0.0, style_mixing=0.9, mbstd_group=4),
     "paper": Preset(channel_base=32768, channel_max=512, z_dim=512, w_dim=512, map_layers=8, batch=32,
                     lr=0.002, ema_kimg=10.0, pl_weight=2.0, style_mixing=0.9, mbstd_group=4),
@@ -82,7 +82,7 @@ class TrainOptions:
     snap: float = 5.0  # kimg between checkpoints and sample grids
     keep: int = 3  # checkpoints kept on disk
     init: str | None = None  # fine-tune from this model file
-    workers: int = 2  # data loader worker processes
+    workers: int | None = None  # data loader worker processes; None: 2 with CUDA, 0 on a CPU
     device: str | None = None  # None: cuda if available
 
     def __post_init__(self) -> None:

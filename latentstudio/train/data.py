@@ -88,10 +88,15 @@ def open_training_data(options: TrainOptions) -> torch.utils.data.Dataset:
 
 
 def make_loader(dataset: torch.utils.data.Dataset, options: TrainOptions, start_step: int,
-                rank: int, world_size: int, pin_memory: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless ``(images uint8 [B, C, R, R], labels float32 [B, c_dim])`` for this process."""
+                rank: int, world_size: int, cuda: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless ``(images uint8 [B, C, R, R], labels float32 [B, c_dim])`` for this process.
+
+    Without a GPU the default is no worker process: decoding a batch takes milliseconds
+    next to seconds of CPU training, and workers would only compete for the cores.
+    """
     sampler = StepBatchSampler(len(dataset), options.batch_size, options.seed, start_step, rank, world_size)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=options.workers,
-                                         pin_memory=pin_memory, persistent_workers=options.workers > 0,
-                                         prefetch_factor=2 if options.workers > 0 else None)
+    workers = options.workers if options.workers is not None else (2 if cuda else 0)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=workers,
+                                         pin_memory=cuda, persistent_workers=workers > 0,
+                                         prefetch_factor=2 if workers > 0 else None)
     return iter(loader)

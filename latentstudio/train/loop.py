@@ -138,6 +138,8 @@ class Trainer:
         D = init.get("D") or build_network(Discriminator, discriminator_kwargs(o, self.c_dim, self.batch_per_process))
         G_ema = init.get("G_ema") or copy.deepcopy(G)
         if init:
+            if getattr(G, "kind", "stylegan2") != "stylegan2":
+                raise ValueError(f"--init: only StyleGAN2 generators can be trained here, not {G.kind}")
             G, G_ema = copy.deepcopy(G), copy.deepcopy(G_ema)  # G and G_ema may be one object in a G-only file
             for name, network in (("generator", G), ("discriminator", D)):
                 if network.img_resolution != o.resolution:

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from latentstudio.engine.export import save_png
+from latentstudio.io import load_networks
 from latentstudio.train.checkpoints import find_checkpoint, load_state, save_checkpoint
 from latentstudio.train.config import TrainOptions
 from latentstudio.train.data import make_loader, open_training_data
@@ -99,8 +101,6 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
 
     state = networks = None
     if resume is not None:
-        from latentstudio.io import load_networks
-
         network_path, state_path = find_checkpoint(resume)
         state = load_state(state_path)
         networks = load_networks(network_path, device="cpu")
@@ -119,8 +119,6 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
     skipped = [{"name": s[0], "reason": s[1]} for s in getattr(dataset, "skipped", [])]
     init_networks = None
     if options.init and state is None:
-        from latentstudio.io import load_networks
-
         init_networks = load_networks(options.init, device="cpu")
     trainer = Trainer(options, c_dim, device, process, init_networks=init_networks, label_bank=label_bank)
     if state is not None:
@@ -139,11 +137,11 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
     grid_c = (label_bank[torch.arange(len(grid_z)) % len(label_bank)] if label_bank is not None
               else torch.zeros([len(grid_z), c_dim]))
 
-    def write_snapshot() -> None:
-        grid_path = run_dir / f"fakes{trainer.step:06d}.png"
-        from latentstudio.engine.export import save_png
+    def write_grid() -> Path:
+        return save_png(run_dir / f"fakes{trainer.step:06d}.png", render_grid(trainer.G_ema, grid_z, grid_c))
 
-        save_png(grid_path, render_grid(trainer.G_ema, grid_z, grid_c))
+    def write_snapshot() -> None:
+        grid_path = write_grid()
         provenance = {"trainer": "latentstudio", "step": trainer.step, "kimg": trainer.images_seen / 1000,
                       "data": options.data}
         checkpoint = save_checkpoint(run_dir, trainer.step, trainer.networks(), trainer.state_dict(),
@@ -153,15 +151,11 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
 
     if main and state is None:
         write_reals_grid(run_dir / "reals.png", dataset, grid_size(options.resolution))
-        grid_path = run_dir / f"fakes{0:06d}.png"
-        from latentstudio.engine.export import save_png
-
-        save_png(grid_path, render_grid(trainer.G_ema, grid_z, grid_c))
-        emit("snapshot", step=0, kimg=0.0, grid=str(grid_path), checkpoint=None)
+        emit("snapshot", step=0, kimg=0.0, grid=str(write_grid()), checkpoint=None)
 
     stats_log = StatsLog(run_dir, resume_step=trainer.step if state is not None else None) if main else None
     batches = make_loader(dataset, options, trainer.step, process.rank, process.world_size,
-                          pin_memory=device.type == "cuda")
+                          cuda=device.type == "cuda")
     total_images = int(math.ceil(options.kimg * 1000))
     tick_images = max(1, int(options.tick * 1000))
     snap_images = max(1, int(options.snap * 1000))
