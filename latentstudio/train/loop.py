@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +72,6 @@ class GeneratorPass(nn.Module):
             other = self.G.mapping(torch.randn_like(z), c)
             ws = torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
         return self.G.synthesis(ws, noise_mode="random"), ws
-
-
-@dataclass
-class StepResult:
-    """What one step produced (host values only for cheap flags; losses stay in TickStats)."""
-
-    step: int
-    images_seen: int
-    ran: list[str] = field(default_factory=list)
 
 
 class Trainer:
@@ -204,14 +194,15 @@ class Trainer:
                 torch.nan_to_num(param.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=param.grad)
         optimizer.step()
 
-    def train_step(self, real_uint8: torch.Tensor, real_c: torch.Tensor) -> StepResult:
-        """One step on this process's share of the batch: ``uint8 [B/P, C, R, R]``, labels ``[B/P, c_dim]``."""
+    def train_step(self, real_uint8: torch.Tensor, real_c: torch.Tensor) -> None:
+        """One step on this process's share of the batch: ``uint8 [B/P, C, R, R]``, labels ``[B/P, c_dim]``.
+
+        Losses and accuracies go to ``self.stats``, summed until the tick ends."""
         o = self.options
         seed_step(o.seed, self.process.rank, self.step)
         real = real_uint8.to(self.device, non_blocking=True).to(torch.float32) / 127.5 - 1
         real_c = real_c.to(self.device, non_blocking=True)
         n = real.shape[0]
-        ran = ["Gmain", "Dmain"]
 
         # G main: make D call the fakes real.
         with _trainable(self.G):
@@ -240,7 +231,6 @@ class Trainer:
                 pl_loss.backward()
                 self._optimizer_step(self.opt_G, self.G)
             self.stats.add("PL", penalty)
-            ran.append("Greg")
 
         # D main: fakes down, reals up (and the gradient penalty for WGAN-GP).
         with _trainable(self.D):
@@ -275,11 +265,9 @@ class Trainer:
                 r1_loss.backward()
                 self._optimizer_step(self.opt_D, self.D)
             self.stats.add("R1", penalty)
-            ran.append("Dreg")
 
         self.step += 1
         self._update_ema()
-        return StepResult(self.step, self.images_seen, ran)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
