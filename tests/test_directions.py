@@ -18,6 +18,7 @@ from latentstudio.engine.directions import (
     sample_w,
     sefa_directions,
     sefa_matrix,
+    style_affines,
     supervised_direction,
 )
 from latentstudio.engine.recipe import EditRecipe, compose_ws
@@ -114,6 +115,14 @@ def test_sefa_matches_an_independent_decomposition(sg2):
     np.testing.assert_allclose(dset.vectors @ dset.vectors.T, np.eye(6), atol=1e-5)
     assert dset.layer_ranges == [(0, 3)] * 6 and dset.fingerprint == sg2.info.fingerprint
     assert sefa_matrix(sg2, (0, -1)).shape == (64 * 9 + 32 * 2, 128)  # 11 affines: nine of 64 channels, two of 32
+
+
+def test_sefa_on_stylegan3_reads_input_and_layer_affines(fixtures_dir):
+    G = load_model(fixtures_dir / "sg3t_32.pkl", device="cpu")
+    names = [name for name, _ in style_affines(G, (0, 2))]
+    assert names[0] == "synthesis.input.affine" and names[1:] == [f"synthesis.{n}.affine" for n in G.synthesis.layer_names[:2]]
+    dset = sefa_directions(G, num=4, layers=(1, 5), samples=200)
+    np.testing.assert_allclose(dset.vectors @ dset.vectors.T, np.eye(4), atol=1e-5)
 
 
 # -- supervised -------------------------------------------------------------------------------
