@@ -255,3 +255,18 @@ def test_losses_and_augmentation_behave():
     other = augment.Augmenter("ada")
     other.load_state_dict(state)
     assert other.state_dict() == state
+
+
+def test_conditional_training_on_class_folders_and_portraits_drawn_on_the_fly(tmp_path):
+    for label in ("cats", "dogs"):
+        make_image_folder(tmp_path / "images" / label, count=4, broken=False)
+    train(tiny_options(tmp_path / "images", tmp_path / "cond", cond=True, kimg=0.008, tick=0.008), progress=False)
+    G = load_model(find_checkpoint(tmp_path / "cond")[0], device="cpu")
+    assert G.c_dim == 2 and G.info.class_names == ("cats", "dogs")
+
+    trainer = train(tiny_options("portraits", tmp_path / "faces", portraits=8, kimg=0.008, tick=0.008), progress=False)
+    assert trainer.step == 1
+    reals = np.asarray(Image.open(tmp_path / "faces" / "reals.png"))
+    assert reals.shape == (RES, 8 * RES, 3) and reals.std() > 10  # 8 portraits, not blanks
+    with pytest.raises(DatasetError, match="--cond"):
+        train(tiny_options("portraits", tmp_path / "x", cond=True), progress=False)

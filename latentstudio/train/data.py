@@ -78,13 +78,25 @@ class ProceduralPortraits(torch.utils.data.Dataset):
 
 
 def open_training_data(options: TrainOptions) -> torch.utils.data.Dataset:
-    """The data set ``options.data`` names; raises ``DatasetError`` when it is unusable."""
+    """The data set ``options.data`` names; raises ``DatasetError`` when it is unusable.
+
+    ``--cond`` takes the labels of ``dataset.json`` when there is one, else one class per
+    sub-folder.
+    """
+    from latentstudio.data.errors import DatasetError
+
     if options.data == PORTRAITS:
+        if options.cond:
+            raise DatasetError("--cond: procedural portraits drawn on the fly have no labels; write them with "
+                               "`latentstudio dataset portraits --label-factor FACTOR` and train on that archive")
         return ProceduralPortraits(options.portraits, options.resolution, seed=options.seed)
     from latentstudio.data.images import ImageDataset
+    from latentstudio.data.sources import open_source
 
-    return ImageDataset(options.data, options.resolution, xflip=options.mirror,
-                        labels="auto" if options.cond else "none")
+    labels = "none"
+    if options.cond:
+        labels = "json" if open_source(options.data).has("dataset.json") else "folders"
+    return ImageDataset(options.data, options.resolution, xflip=options.mirror, labels=labels)
 
 
 def make_loader(dataset: torch.utils.data.Dataset, options: TrainOptions, start_step: int,

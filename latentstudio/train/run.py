@@ -144,6 +144,8 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
         grid_path = write_grid()
         provenance = {"trainer": "latentstudio", "step": trainer.step, "kimg": trainer.images_seen / 1000,
                       "data": options.data}
+        if c_dim and getattr(dataset, "class_names", None):
+            provenance["class_names"] = list(dataset.class_names)
         checkpoint = save_checkpoint(run_dir, trainer.step, trainer.networks(), trainer.state_dict(),
                                      provenance, options.keep)
         emit("snapshot", step=trainer.step, kimg=trainer.images_seen / 1000, grid=str(grid_path),
