@@ -98,10 +98,11 @@ class TrainingTab(QWidget):
         folder_button, zip_button = QPushButton("Folder…"), QPushButton("Zip…")
         folder_button.clicked.connect(self._choose_folder)
         zip_button.clicked.connect(self._choose_zip)
-        self.portraits_check = QCheckBox("Procedural portraits")
+        self.portraits_check = QCheckBox("Portraits")
+        self.portraits_check.setToolTip("Procedural portraits, drawn on the fly (no files needed)")
         self.portraits_check.toggled.connect(lambda on: self.data_edit.setEnabled(not on))
         data_row = QHBoxLayout()
-        for widget in (self.data_edit, folder_button, zip_button):
+        for widget in (folder_button, zip_button, self.portraits_check):
             data_row.addWidget(widget)
 
         self.res_combo = QComboBox()
@@ -123,8 +124,8 @@ class TrainingTab(QWidget):
         out_row.addWidget(outdir_button)
 
         form = QFormLayout()
-        form.addRow("Data", data_row)
-        form.addRow("", self.portraits_check)
+        form.addRow("Data", self.data_edit)
+        form.addRow("", data_row)
         form.addRow("Resolution", self.res_combo)
         form.addRow("Preset", self.cfg_combo)
         form.addRow("kimg", self.kimg_spin)
@@ -160,6 +161,7 @@ class TrainingTab(QWidget):
         left.addWidget(self.log_view, 1)
         left_widget = QWidget()
         left_widget.setLayout(left)
+        left_widget.setMaximumWidth(360)  # the plots and the grid get the rest
 
         self.plots = pg.GraphicsLayoutWidget()
         self.loss_plot = self.plots.addPlot(row=0, col=0, title="Loss")
@@ -178,12 +180,14 @@ class TrainingTab(QWidget):
         self.grid_box.addItem(self.grid_image)
 
         right = QSplitter()
+        right.setMinimumWidth(320)
         right.setOrientation(pg.QtCore.Qt.Orientation.Vertical)
         right.addWidget(self.plots)
         right.addWidget(self.grid_view)
         splitter = QSplitter()
         splitter.addWidget(left_widget)
         splitter.addWidget(right)
+        splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
