@@ -78,8 +78,9 @@ def drop_file_on(win: MainWindow, path) -> None:
     """Drag-and-drop ``path`` onto the window, as a file manager would."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    position = QPointF(win.rect().center())
-    for event_class in (QDragEnterEvent, QDropEvent):  # the drop is delivered after an accepted enter
+    centre = win.rect().center()
+    # The drop is delivered after an accepted enter; PySide6 types the two positions differently.
+    for event_class, position in ((QDragEnterEvent, centre), (QDropEvent, QPointF(centre))):
         event = event_class(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
         QApplication.sendEvent(win, event)
         assert event.isAccepted()
