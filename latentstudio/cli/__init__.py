@@ -67,3 +67,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `latentstudio info MODEL | head`
+        sys.stderr.close()
+        return 0

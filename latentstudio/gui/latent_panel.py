@@ -1,4 +1,5 @@
-"""Latent panel: seed A, seed browser, class, truncation and noise of the current recipe."""
+"""Latent panel: seed A, seed browser, class, truncation, noise, and the StyleGAN3 input
+transform of the current recipe."""
 from __future__ import annotations
 
 import random
@@ -72,6 +73,18 @@ class LatentPanel(QWidget):
         self.noise_seed.setToolTip("Seed of the random noise")
         self.noise_seed.valueChanged.connect(lambda v: self._edit("Noise seed", "noise_seed", noise_seed=v))
 
+        # StyleGAN3 only: the Fourier-feature input's transform (StyleGAN3 has no noise inputs).
+        self.translate_x = float_slider(-1.0, 1.0, 0.0)
+        self.translate_y = float_slider(-1.0, 1.0, 0.0)
+        self.rotate = float_slider(-180.0, 180.0, 0.0, decimals=1, step=0.5)
+        for slider, name in ((self.translate_x, "x"), (self.translate_y, "y")):
+            slider.setToolTip(f"Translate the StyleGAN3 input along {name} (1 = half the image)")
+            slider.valueChanged.connect(lambda _v, n=name: self._edit(f"Translate {n}", f"translate_{n}", translate=self._translation()))
+            slider.sliderReleased.connect(document.end_merge)
+        self.rotate.setToolTip("Rotate the StyleGAN3 input (degrees)")
+        self.rotate.valueChanged.connect(lambda v: self._edit("Rotate", "rotate", rotate=v))
+        self.rotate.sliderReleased.connect(document.end_merge)
+
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Seed", seed_row)
@@ -80,6 +93,10 @@ class LatentPanel(QWidget):
         form.addRow("Cutoff", self.cutoff)
         form.addRow("Noise", self.noise_mode)
         form.addRow("Noise seed", self.noise_seed)
+        form.addRow("Translate x", self.translate_x)
+        form.addRow("Translate y", self.translate_y)
+        form.addRow("Rotate °", self.rotate)
+        self._form = form
 
         self.browser = SeedBrowser(document, controller)
         self.browser.seedPicked.connect(lambda s: self._edit("Seed", None, seed=s))
@@ -98,6 +115,9 @@ class LatentPanel(QWidget):
 
     def _edit(self, text: str, merge_key: str | None, **changes) -> None:
         self.document.set_recipe(self.document.recipe.replace(**changes), text, merge_key=merge_key)
+
+    def _translation(self) -> tuple[float, float]:
+        return (self.translate_x.value(), self.translate_y.value())
 
     def _class_picked(self, index: int) -> None:
         model = self.document.model
@@ -125,6 +145,11 @@ class LatentPanel(QWidget):
         if not info.c_dim:
             set_quietly(self.class_box, "addItem", "unconditional")
         set_quietly(self.cutoff, "setRange", 0, info.num_ws)
+        is_stylegan3 = info.kind == "stylegan3"
+        for widget in (self.noise_mode, self.noise_seed):
+            self._form.setRowVisible(widget, not is_stylegan3)
+        for widget in (self.translate_x, self.translate_y, self.rotate):
+            self._form.setRowVisible(widget, is_stylegan3)
         self._show_recipe(self.document.recipe)
 
     def _show_recipe(self, recipe: EditRecipe) -> None:
@@ -136,3 +161,6 @@ class LatentPanel(QWidget):
         set_quietly(self.noise_mode, "setCurrentText", recipe.noise_mode)
         set_quietly(self.noise_seed, "setValue", min(recipe.noise_seed, SEED_MAX))
         self.noise_seed.setEnabled(recipe.noise_mode == "random")
+        set_quietly(self.translate_x, "setValue", recipe.translate[0])
+        set_quietly(self.translate_y, "setValue", recipe.translate[1])
+        set_quietly(self.rotate, "setValue", recipe.rotate)
