@@ -1,0 +1,138 @@
+"""Turn a training snapshot into the shipped default model, its directions and quality figures.
+
+    python tools/make_default_assets.py --snapshot runs/faces64/network-snapshot-XXXX.safetensors \
+        --early runs/keep/faces64-early.safetensors --data data/faces64.zip --name faces64
+
+Writes into ``assets/``: ``NAME.safetensors`` (G_ema only, float16), ``NAME_pca.npz`` (top 20
+PCA directions of W, 100,000 samples), ``figures/NAME_*.png`` (8x8 samples next to 8x8
+training images, a style-mixing grid, a -3..+3 sigma grid of the top 5 directions) and
+``NAME_quality.json`` (precision and recall, k=3, 10,000 generated vs 10,000 training
+images in the pixel-PCA feature space of :mod:`latentstudio.engine.quality`, for this
+snapshot and for ``--early``). With ``--factors`` (a data set with known factors, i.e.
+procedural portraits) it also writes ``NAME_factors.npz``: W latents of generated images and
+the factors a linear probe, fitted on the training images, reads from them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentstudio.data.images import ImageDataset
+from latentstudio.engine import figures
+from latentstudio.engine.directions import pca_directions
+from latentstudio.engine.export import make_grid, save_png
+from latentstudio.engine.quality import PixelPCAFeatures, precision_recall
+from latentstudio.engine.recipe import EditRecipe
+from latentstudio.engine.renderer import Renderer, to_uint8
+from latentstudio.io import load_model, load_networks, save_native
+from latentstudio.nets.layout import layer_groups, ws_layout
+
+
+def real_images(data: str, resolution: int, count: int, seed: int) -> np.ndarray:
+    dataset = ImageDataset(data, resolution, check="verify")
+    picks = np.random.default_rng(seed).choice(len(dataset), size=min(count, len(dataset)), replace=False)
+    return np.stack([dataset[int(i)][0].transpose(1, 2, 0) for i in picks])
+
+
+@torch.inference_mode()
+def generated(G: torch.nn.Module, count: int, seed: int, psi: float = 1.0, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` images (uint8 NHWC) and their untruncated W, from z drawn with ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    images, latents = [], []
+    for start in range(0, count, batch):
+        z = torch.randn(min(batch, count - start), G.z_dim, generator=generator)
+        ws = G.mapping(z, None, truncation_psi=psi)
+        images.append(to_uint8(G.synthesis(ws, noise_mode="const")))
+        latents.append(G.mapping(z, None)[:, 0].numpy())
+    return np.concatenate(images), np.concatenate(latents)
+
+
+def style_mixing_grid(G: torch.nn.Module, sources_a: list[int], sources_b: list[int], psi: float) -> np.ndarray:
+    """The StyleGAN paper's figure: B seeds along the top, A down the side, coarse styles from B."""
+    renderer = Renderer(G)
+    coarse = layer_groups(ws_layout(G), G.img_resolution)["coarse"]
+    base = EditRecipe(truncation_psi=psi)
+    blank = np.full((G.img_resolution, G.img_resolution, 3), 255, np.uint8)
+    tiles = [blank] + [renderer.render(base.replace(seed=b)).image for b in sources_b]
+    for a in sources_a:
+        tiles.append(renderer.render(base.replace(seed=a)).image)
+        for b in sources_b:
+            tiles.append(renderer.render(base.replace(seed=a).with_layers_from_b(coarse, G.num_ws, mix_seed=b)).image)
+    return make_grid(tiles, columns=len(sources_b) + 1, padding=2, background=255)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--snapshot", required=True)
+    parser.add_argument("--early", default=None, help="an earlier snapshot, for the quality comparison")
+    parser.add_argument("--data", required=True, help="the training data set")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--out", type=Path, default=Path("assets"))
+    parser.add_argument("--samples", type=int, default=10_000, help="images per set for precision / recall")
+    parser.add_argument("--psi", type=float, default=0.7, help="truncation of the figures")
+    parser.add_argument("--factors", action="store_true", help="the data set has known factors: write NAME_factors.npz")
+    args = parser.parse_args()
+    figures_dir = args.out / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+
+    networks = load_networks(args.snapshot)
+    model_path = save_native(args.out / f"{args.name}.safetensors", {"G_ema": networks["G_ema"]},
+                             {"trained_with": "latentstudio train", "snapshot": Path(args.snapshot).name}, dtype=torch.float16)
+    G = load_model(model_path, device="cpu")
+    print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB)")
+
+    directions = pca_directions(G, num=20, samples=100_000, seed=0)
+    directions.save(args.out / f"{args.name}_pca.npz")
+
+    reals = real_images(args.data, G.img_resolution, args.samples, seed=0)
+    fakes, latents = generated(G, args.samples, seed=1)
+    save_png(figures_dir / f"{args.name}_samples.png", make_grid(list(generated(G, 64, seed=2, psi=args.psi)[0]), 8, padding=2))
+    save_png(figures_dir / f"{args.name}_reals.png", make_grid(list(reals[:64]), 8, padding=2))
+    save_png(figures_dir / f"{args.name}_style_mixing.png", style_mixing_grid(G, [10, 11, 12, 13], [20, 21, 22, 23, 24], args.psi))
+    renderer, strengths = Renderer(G), (-3, -2, -1, 0, 1, 2, 3)
+    base = EditRecipe(seed=3, truncation_psi=args.psi)
+    rows = [[renderer.render(base.replace(edits=(directions.edit(k, s),))).image for s in strengths] for k in range(5)]
+    grid = figures.labelled_grid(rows, [directions.names[k] for k in range(5)], [f"{s:+d}" if s else "0" for s in strengths],
+                                 f"{args.name}: top 5 PCA directions, -3..+3 sigma (seed 3, psi {args.psi})", thumb=96)
+    grid.save(figures_dir / f"{args.name}_pca_grid.png")
+
+    features = PixelPCAFeatures(reals, dim=64)
+    quality = {"feature_space": "top 64 principal components of training-image pixels in [0, 1]", "k": 3,
+               "num_real": len(reals), "num_fake": len(fakes)}
+    quality[Path(args.snapshot).name] = vars(precision_recall(features(reals), features(fakes), k=3))
+    if args.early:
+        early = load_model(args.early, device="cpu")
+        quality[Path(args.early).name] = vars(precision_recall(features(reals), features(generated(early, args.samples, seed=1)[0]), k=3))
+    (args.out / f"{args.name}_quality.json").write_text(json.dumps(quality, indent=2))
+    print(json.dumps(quality, indent=2))
+
+    if args.factors:
+        write_factor_probe(args, G, reals, fakes, latents)
+
+
+def write_factor_probe(args: argparse.Namespace, G, reals, fakes, latents) -> None:
+    """Fit a linear probe (pixel PCA -> factors) on training images with known factors; read
+    the factors of generated images with it; save them with the images' W."""
+    from sklearn.linear_model import Ridge
+
+    from latentstudio.data.archive import load_factors
+
+    table = load_factors(args.data)
+    dataset = ImageDataset(args.data, G.img_resolution, check="verify")
+    count = min(len(dataset), 2 * args.samples)
+    images = np.stack([dataset[i][0].transpose(1, 2, 0) for i in range(count)])
+    features = PixelPCAFeatures(images, dim=64)
+    split = count * 4 // 5
+    probe = Ridge(alpha=1.0).fit(features(images[:split]), table.values[:split])
+    held_out = probe.score(features(images[split:count]), table.values[split:count])
+    np.savez(args.out / f"{args.name}_factors.npz", latents=latents.astype(np.float32),
+             factors=probe.predict(features(fakes)).astype(np.float32), factor_names=np.array(table.names))
+    print(f"factor probe R^2 on held-out training images: {held_out:.3f}")
+
+
+if __name__ == "__main__":
+    main()
