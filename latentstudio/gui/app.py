@@ -32,6 +32,7 @@ def run_editor(model: str | None = None, screenshot: str | None = None) -> int:
     apply_theme(app)
 
     notice = None
+    opened_default = model is None
     if model is None:
         default, notice = default_model_path()
         model = None if default is None else str(default)
@@ -44,6 +45,8 @@ def run_editor(model: str | None = None, screenshot: str | None = None) -> int:
     status = {"code": 0}
     if screenshot is not None:
         _arm_screenshot(app, window, Path(screenshot), model is not None, status)
+    elif opened_default and notice is None and model is not None and not window.settings.value("tour_shown", False, type=bool):
+        QTimer.singleShot(800, window.show_tour)  # first launch on the default model
     code = app.exec()
     if scratch is not None:
         scratch.cleanup()

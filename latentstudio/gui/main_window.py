@@ -65,6 +65,21 @@ def quick_directions(G, class_index: int | None):
     return pca_directions(G, num=min(PCA_COMPONENTS, G.w_dim), samples=PCA_SAMPLES, seed=0, class_index=class_index)
 
 
+TOUR = (
+    "<h3>Three things to try</h3>"
+    "<ol>"
+    "<li><b>Browse faces.</b> Click a thumbnail under <i>Nearby seeds</i>, or press Page Up / "
+    "Page Down. Lower <i>Truncation ψ</i> towards 0.5 for more typical faces.</li>"
+    "<li><b>Drag a style.</b> In <i>Styles</i>, move an <i>Offset (σ)</i> slider: the row's "
+    "direction (PC1, PC2, …) changes only that layer. Coarse rows move pose and shape, fine rows "
+    "colour and texture. Ctrl+Z undoes a whole drag.</li>"
+    "<li><b>Mix two faces.</b> Pick a <i>Seed B</i> and press <i>Coarse from B</i>, <i>Middle "
+    "from B</i> or <i>Fine from B</i>, or open the <i>Mixing</i> tab for the whole grid. "
+    "File &gt; Export image saves a PNG you can drop back in to keep editing.</li>"
+    "</ol>"
+)
+
+
 class MainWindow(QMainWindow):
     """The latentstudio editor.
 
@@ -231,7 +246,8 @@ class MainWindow(QMainWindow):
         self._action(self.view_menu, "&Actual size (1:1)", self.image_view.actual_size, "Ctrl+1")
 
         help_menu = menus.addMenu("&Help")
-        self._action(help_menu, "&About latentstudio", self.about, "F1")
+        self._action(help_menu, "&Quick tour", self.show_tour, "F1")
+        self._action(help_menu, "&About latentstudio", self.about)
 
     # -- settings ------------------------------------------------------------------------
     @property
@@ -410,10 +426,29 @@ class MainWindow(QMainWindow):
         conditional = f", {info.c_dim} classes" if info.c_dim else ""
         self.device_label.setText(f"{info.kind} {info.config} · {info.resolution}×{info.resolution}{conditional} · {device.type.upper()}")
         self.time_label.setText("rendering…")
+        if self._load_companion_directions(G):
+            return
         worker = create_worker(quick_directions, G, 0 if info.c_dim else None, _start_thread=False, _ignore_errors=True)
         worker.returned.connect(lambda dset: self._on_directions(G, dset))
         worker.errored.connect(lambda error: self.statusBar().showMessage(f"Principal directions failed: {error}", 10_000))
         self._run_worker(worker)
+
+    def _load_companion_directions(self, G) -> bool:
+        """Load ``<model>_pca.npz`` shipped next to the model file (the default model has one)
+        instead of computing quick principal directions. False when there is none or it does
+        not fit this model."""
+        from latentstudio.engine.directions import DirectionSet, DirectionSetError
+
+        companion = Path(G.info.path).with_name(f"{G.info.name}_pca.npz")
+        if not companion.exists():
+            return False
+        try:
+            dset = DirectionSet.load(companion, expect_w_dim=G.w_dim, expect_fingerprint=G.info.fingerprint)
+        except (DirectionSetError, OSError) as error:
+            self.statusBar().showMessage(f"Ignored {companion.name}: {error}", 10_000)
+            return False
+        self._on_directions(G, dset)
+        return True
 
     def _on_directions(self, G, dset) -> None:
         if G is self.document.model:
@@ -496,6 +531,14 @@ class MainWindow(QMainWindow):
         height, width = image.shape[:2]
         QGuiApplication.clipboard().setImage(QImage(image.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy())
         self.statusBar().showMessage("Image copied", 3000)
+
+    def show_tour(self) -> None:
+        """The three things to try first (Help > Quick tour; shown once on first launch)."""
+        self.settings.setValue("tour_shown", True)
+        box = QMessageBox(QMessageBox.Icon.Information, "Quick tour", TOUR, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
     def about(self) -> None:
         QMessageBox.about(
