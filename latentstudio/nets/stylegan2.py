@@ -578,7 +578,13 @@ class SynthesisNetwork(torch.nn.Module):
 
 
 class Generator(torch.nn.Module):
-    """StyleGAN2 generator: ``mapping`` (z, c -> ws) followed by ``synthesis`` (ws -> image)."""
+    """StyleGAN2 generator: ``mapping`` (z, c -> ws) followed by ``synthesis`` (ws -> image).
+
+    StyleGAN3's generator is this class with other ``synthesis_class`` / ``mapping_class``.
+    """
+
+    synthesis_class: type[torch.nn.Module]  # set below, once SynthesisNetwork is defined
+    mapping_class: type[torch.nn.Module]
 
     def __init__(
         self,
@@ -596,11 +602,11 @@ class Generator(torch.nn.Module):
         self.w_dim = w_dim
         self.img_resolution = img_resolution
         self.img_channels = img_channels
-        self.synthesis = SynthesisNetwork(w_dim=w_dim, img_resolution=img_resolution,
-                                          img_channels=img_channels, **synthesis_kwargs)
+        self.synthesis = self.synthesis_class(w_dim=w_dim, img_resolution=img_resolution,
+                                              img_channels=img_channels, **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
-                                      **(mapping_kwargs or {}))
+        self.mapping = self.mapping_class(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws,
+                                          **(mapping_kwargs or {}))
 
     def forward(
         self,
@@ -615,6 +621,10 @@ class Generator(torch.nn.Module):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
         return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+
+
+Generator.synthesis_class = SynthesisNetwork
+Generator.mapping_class = MappingNetwork
 
 
 # ---------------------------------------------------------------------------------------------

@@ -441,36 +441,12 @@ class SynthesisNetwork(torch.nn.Module):
                 f"num_critical={self.num_critical}, margin_size={self.margin_size}, num_fp16_res={self.num_fp16_res}")
 
 
-class Generator(torch.nn.Module):
-    """StyleGAN3 generator: ``mapping`` (z, c -> ws) followed by ``synthesis`` (ws -> image)."""
+class Generator(stylegan2.Generator):
+    """StyleGAN3 generator: ``mapping`` (z, c -> ws) followed by the alias-free ``synthesis``.
 
-    def __init__(
-        self,
-        z_dim: int,
-        c_dim: int,
-        w_dim: int,
-        img_resolution: int,
-        img_channels: int,
-        mapping_kwargs: dict[str, Any] | None = None,
-        **synthesis_kwargs: Any,
-    ) -> None:
-        super().__init__()
-        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
-        self.img_resolution, self.img_channels = img_resolution, img_channels
-        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **synthesis_kwargs)
-        self.num_ws = self.synthesis.num_ws
-        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
+    The same constructor, call conventions and attributes as the StyleGAN2 generator; only
+    the synthesis and mapping networks differ.
+    """
 
-    def forward(
-        self,
-        z: torch.Tensor,
-        c: torch.Tensor | None,
-        truncation_psi: float = 1,
-        truncation_cutoff: int | None = None,
-        update_emas: bool = False,
-        **synthesis_kwargs: Any,
-    ) -> torch.Tensor:
-        """``[N, z_dim]``, ``[N, c_dim]`` -> ``[N, img_channels, R, R]``; keywords as in
-        :meth:`SynthesisNetwork.forward`."""
-        ws = self.mapping(z, c, truncation_psi, truncation_cutoff, update_emas=update_emas)
-        return self.synthesis(ws, update_emas=update_emas, **synthesis_kwargs)
+    synthesis_class = SynthesisNetwork
+    mapping_class = MappingNetwork
