@@ -27,3 +27,20 @@ def load_reference():
     """``load_reference('sg2_skip32')`` -> the ``.pt`` dict (init kwargs, state dicts, inputs,
     reference outputs), loaded once per session. Treat it as read-only."""
     return _load_reference
+
+
+def lively_copy(source: Path, target: Path) -> str:
+    """A native copy of a fixture whose mapping network spreads W like a trained one.
+
+    The fixtures' untrained mapping layers use lr_multiplier 0.01, so every seed maps to
+    nearly the same w (seeds and mixing change no pixel). Scaling the fc weights and biases
+    by 1 / lr_multiplier gives seeds that differ as in a trained model; synthesis is untouched.
+    """
+    from latentstudio.io import load_networks, save_native
+
+    G = load_networks(source)["G_ema"]
+    with torch.no_grad():
+        for name, parameter in G.mapping.named_parameters():
+            if name.startswith("fc"):
+                parameter.mul_(100)
+    return str(save_native(target, {"G_ema": G}))

@@ -24,7 +24,7 @@ from latentstudio.nets.layout import layer_groups, ws_layout  # noqa: E402
 
 import torch  # noqa: E402
 
-from latentstudio.io import load_networks, save_native  # noqa: E402
+from conftest import lively_copy  # noqa: E402
 
 MODEL = "sg2_cond64.pkl"  # the largest fixture: 64x64, conditional, 10 ws layers
 WAIT_MS = 60_000
@@ -32,19 +32,8 @@ WAIT_MS = 60_000
 
 @pytest.fixture(scope="session")
 def lively_model(tmp_path_factory, fixtures_dir):
-    """The 64x64 fixture with the spread of a trained mapping network.
-
-    The fixture's untrained mapping layers use lr_multiplier 0.01, so every seed maps to
-    nearly the same w (seeds and mixing change no pixel). Scaling its fc weights and biases
-    by 1 / lr_multiplier gives seeds that differ as in a trained model; synthesis is untouched.
-    """
-    networks = load_networks(fixtures_dir / MODEL)
-    G = networks["G_ema"]
-    with torch.no_grad():
-        for name, parameter in G.mapping.named_parameters():
-            if name.startswith("fc"):
-                parameter.mul_(100)
-    return str(save_native(tmp_path_factory.mktemp("models") / "lively64.safetensors", {"G_ema": G}))
+    """The 64x64 fixture with the spread of a trained mapping network (see ``lively_copy``)."""
+    return lively_copy(fixtures_dir / MODEL, tmp_path_factory.mktemp("models") / "lively64.safetensors")
 
 
 @pytest.fixture
@@ -130,7 +119,7 @@ def test_fine_from_b_is_the_engine_style_mixing(qtbot, window):
     ws_a = compose_ws(G, EditRecipe(seed=base.seed, class_index=base.class_index))
     ws_b = compose_ws(G, EditRecipe(seed=expected.mix_seed, class_index=base.class_index))
     coarse_and_middle = [i for i in range(G.num_ws) if i not in fine]
-    torch.testing.assert_close(ws[0, fine], ws_b[0, fine], rtol=0, atol=1e-6)  # engine blends a + 1 * (b - a)
+    torch.testing.assert_close(ws[0, fine], ws_b[0, fine], rtol=0, atol=0)  # lerp is exact at 1
     torch.testing.assert_close(ws[0, coarse_and_middle], ws_a[0, coarse_and_middle], rtol=0, atol=0)
     assert not torch.allclose(ws_a[0, fine], ws_b[0, fine])  # B really differs from A there
 

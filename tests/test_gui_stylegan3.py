@@ -7,7 +7,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("pytestqt")
@@ -15,19 +14,14 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from latentstudio.engine.renderer import Renderer  # noqa: E402
 from latentstudio.gui.main_window import MainWindow  # noqa: E402
-from latentstudio.io import load_networks, save_native  # noqa: E402
+from conftest import lively_copy  # noqa: E402
 from test_gui_editor import WAIT_MS, drop_file_on, wait_for_current_frame  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def lively_sg3(tmp_path_factory, fixtures_dir):
-    """sg3t_32 with a mapping network spread like a trained one (see test_gui_editor)."""
-    G = load_networks(fixtures_dir / "sg3t_32.pkl")["G_ema"]
-    with torch.no_grad():
-        for name, parameter in G.mapping.named_parameters():
-            if name.startswith("fc"):
-                parameter.mul_(100)
-    return str(save_native(tmp_path_factory.mktemp("models") / "lively_sg3.safetensors", {"G_ema": G}))
+    """sg3t_32 with a mapping network spread like a trained one."""
+    return lively_copy(fixtures_dir / "sg3t_32.pkl", tmp_path_factory.mktemp("models") / "lively_sg3.safetensors")
 
 
 @pytest.fixture
