@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from latentstudio.data.errors import DatasetError
+from latentstudio.atomic import publish
 from latentstudio.data.labels import RawLabel
 from latentstudio.data.sources import open_source
 
@@ -90,9 +91,7 @@ class DatasetZipWriter:
             document["class_names"] = self._class_names
         self._zip.writestr("dataset.json", json.dumps(document))
         self._zip.close()
-        with open(self._temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(self._temporary, self.path)
+        publish(self._temporary, self.path)
         return self.path
 
     def abort(self) -> None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from latentstudio.atomic import atomic_path
 
 NETWORK_PATTERN = "network-snapshot-{step:06d}.safetensors"
 STATE_PATTERN = "training-state-{step:06d}.pt"
@@ -45,16 +46,8 @@ def _fsync_dir(directory: Path) -> None:
 
 def write_state_atomically(path: Path, state: dict[str, Any]) -> Path:
     """``torch.save`` to a temporary file next to ``path``, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
     _fsync_dir(path.parent)
     return path
 
