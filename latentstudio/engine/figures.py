@@ -137,6 +137,14 @@ def bar_chart(
     return image
 
 
+def _wrap_to(label: str, width: int, face) -> str:
+    """Put the words of a snake_case label on separate lines when it is wider than ``width``."""
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    if "\n" in label or _text_size(probe, label, face)[0] <= width:
+        return label
+    return label.replace("_", "\n")
+
+
 def heatmap(
     matrix: np.ndarray,
     row_labels: Sequence[str],
@@ -151,6 +159,7 @@ def heatmap(
     """A labelled heatmap (rows x columns) with values in the cells and a colour bar."""
     matrix = np.asarray(matrix, dtype=np.float64)
     rows, cols = matrix.shape
+    col_labels = [_wrap_to(str(label), cell - 4, font(12)) for label in col_labels]
     finite = matrix[np.isfinite(matrix)]
     low = min(0.0, float(finite.min())) if finite.size else 0.0
     high = float(finite.max()) if finite.size else 1.0
