@@ -116,8 +116,8 @@ def test_fine_from_b_is_the_engine_style_mixing(qtbot, window):
     np.testing.assert_array_equal(shown, Renderer(G).render(expected).image)
 
     ws = compose_ws(G, expected)
-    ws_a = compose_ws(G, EditRecipe(seed=base.seed, class_index=base.class_index))
-    ws_b = compose_ws(G, EditRecipe(seed=expected.mix_seed, class_index=base.class_index))
+    ws_a = compose_ws(G, base.replace(mix_seed=None, mix=()))
+    ws_b = compose_ws(G, base.replace(seed=expected.mix_seed, mix_seed=None, mix=()))
     coarse_and_middle = [i for i in range(G.num_ws) if i not in fine]
     torch.testing.assert_close(ws[0, fine], ws_b[0, fine], rtol=0, atol=0)  # lerp is exact at 1
     torch.testing.assert_close(ws[0, coarse_and_middle], ws_a[0, coarse_and_middle], rtol=0, atol=0)

@@ -38,6 +38,9 @@ class _RecipeCommand(QUndoCommand):
         self._document._apply(self._before)
 
 
+STARTING_PSI = 0.7
+
+
 class EditorDocument(QObject):
     """The current model, recipe and direction sets, with undo for every recipe change.
 
@@ -117,11 +120,12 @@ class EditorDocument(QObject):
 
     @staticmethod
     def starting_recipe(model) -> EditRecipe:
-        """Seed 0, class 0 for conditional models, tagged with the model fingerprint."""
+        """Seed 0, class 0 for conditional models, truncation ψ 0.7 (typical, clean images to
+        start from, as in the StyleGAN papers' figures), tagged with the model fingerprint."""
         if model is None:
             return EditRecipe()
         info = model.info
-        return EditRecipe(seed=0, class_index=0 if info.c_dim else None, model=info.fingerprint)
+        return EditRecipe(seed=0, class_index=0 if info.c_dim else None, truncation_psi=STARTING_PSI, model=info.fingerprint)
 
     # -- directions ----------------------------------------------------------------------
     def add_direction_set(self, dset) -> None:
