@@ -132,13 +132,15 @@ class Renderer:
         return self.G.synthesis(ws, **kwargs)
 
     def _preview_sender(self, recipe: EditRecipe, on_preview: PreviewCallback):
-        """A block callback that sends the quarter-resolution partial image as a preview.
+        """A block callback that sends a low-resolution partial image as a preview.
 
-        In the skip architecture the image after block R/4 is a valid low-resolution
-        picture (the finer blocks only add detail), available after a small fraction of the
-        work. Nothing is sent when the restart begins past that block.
+        In the skip architecture the image after any block is a valid low-resolution picture
+        (the finer blocks only add detail). R/4 comes after a small fraction of the work up
+        to 128 px; from 256 px on, the R/4 block itself is a third of the frame (config-f,
+        measured), so the preview is taken at R/8. Nothing is sent when the restart begins
+        past that block.
         """
-        preview_resolution = self.G.img_resolution // 4
+        preview_resolution = self.G.img_resolution // (4 if self.G.img_resolution <= 128 else 8)
         started = time.perf_counter()
 
         def on_block(index: int, resolution: int, img: torch.Tensor | None) -> None:
@@ -164,7 +166,7 @@ class Renderer:
         """Render one recipe. Never raises: errors come back as ``Frame.error``.
 
         ``on_preview(frame)`` receives an early low-resolution frame (StyleGAN2 skip
-        architecture, resolution >= 32) before the full frame is returned.
+        architecture, resolution >= 32: R/4, or R/8 from 256 px) before the full frame.
         """
         frame = Frame(recipe=recipe)
         try:
