@@ -20,7 +20,7 @@ ROLES = {"Generator", "Discriminator"}
 
 
 class UnsupportedNetwork(Exception):
-    """The file holds a network kind or class we cannot rebuild."""
+    """The file holds a network kind or class we cannot rebuild, or weights that do not fit it."""
 
 
 def network_class(kind: str, class_name: str) -> type[nn.Module]:
@@ -58,3 +58,19 @@ def flatten_generator_kwargs(init_kwargs: dict[str, Any]) -> dict[str, Any]:
     kwargs = {key: value for key, value in init_kwargs.items() if key != "synthesis_kwargs"}
     kwargs.update(init_kwargs.get("synthesis_kwargs") or {})
     return kwargs
+
+
+def load_weights(network: nn.Module, state: dict[str, Any], kind: str, init_kwargs: dict[str, Any]) -> nn.Module:
+    """Load ``state`` strictly (cast to the network's dtypes, so fp16 storage loads as float32)
+    and tag the network with ``kind`` and ``init_kwargs`` so it can be saved again; eval mode."""
+    reference = network.state_dict()
+    state = {key: value.to(reference[key].dtype) if key in reference else value for key, value in state.items()}
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UnsupportedNetwork(f"the stored weights do not fit the stored architecture ({first_line})") from None
+    network.eval().requires_grad_(False)
+    network.init_kwargs = init_kwargs
+    network.kind = kind
+    return network

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from latentstudio.io.architectures import flatten_generator_kwargs
 from latentstudio.io.errors import ModelLoadError
 from latentstudio.io.info import ModelInfo
 from latentstudio.io.native import read_native
@@ -86,8 +87,7 @@ def read_model_file(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], s
 
 def describe(G: nn.Module, path: Path, file_format: str, provenance: dict[str, Any], networks: tuple[str, ...]) -> ModelInfo:
     layout = ws_layout(G)
-    kwargs = G.init_kwargs
-    flat = dict(kwargs, **(kwargs.get("synthesis_kwargs") or {}))
+    flat = flatten_generator_kwargs(G.init_kwargs)
     if G.kind == "stylegan3":
         config = "R" if flat.get("use_radial_filters") or flat.get("conv_kernel") == 1 else "T"
     else:

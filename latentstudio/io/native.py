@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from latentstudio.atomic import atomic_path
-from latentstudio.io.architectures import UnsupportedNetwork, build_network
+from latentstudio.io.architectures import UnsupportedNetwork, build_network, load_weights
 from latentstudio.io.errors import ModelLoadError
 
 FORMAT_NAME = "latentstudio-native"
@@ -92,18 +92,9 @@ def read_native(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any]]:
         state = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
         try:
             network = build_network(spec["kind"], spec["class"], spec["init_kwargs"])
-            reference = network.state_dict()
-            state = {key: value.to(reference[key].dtype) if key in reference else value for key, value in state.items()}
-            network.load_state_dict(state, strict=True)
+            networks[name] = load_weights(network, state, spec["kind"], spec["init_kwargs"])
         except UnsupportedNetwork as error:
             raise ModelLoadError(path, f"network {name}: {error}") from None
         except (KeyError, TypeError) as error:
             raise ModelLoadError(path, f"network {name}: malformed description ({error})") from None
-        except RuntimeError as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise ModelLoadError(path, f"network {name}: the stored weights do not fit the stored architecture ({first_line})") from None
-        network.eval().requires_grad_(False)
-        network.init_kwargs = spec["init_kwargs"]
-        network.kind = spec["kind"]
-        networks[name] = network
     return networks, dict(header.get("provenance") or {})

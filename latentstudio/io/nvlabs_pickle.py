@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from latentstudio.io.architectures import UnsupportedNetwork, build_network, network_class
+from latentstudio.io.architectures import UnsupportedNetwork, build_network, load_weights, network_class
 from latentstudio.io.errors import ModelLoadError
 from latentstudio.io.safe_pickle import DisallowedGlobal, PersistentRecord, restricted_load
 
@@ -74,20 +74,9 @@ def _rebuild(path: Path, key: str, record: PersistentRecord) -> nn.Module:
     try:
         init_kwargs = _init_kwargs(kind, record)
         network = build_network(kind, record.class_name, init_kwargs)
-    except UnsupportedNetwork as error:
+        return load_weights(network, state_dict_of(record), kind, init_kwargs)
+    except (UnsupportedNetwork, TypeError) as error:
         raise ModelLoadError(path, f"network {key}: {error}") from None
-    try:
-        state_dict = state_dict_of(record)
-        network.load_state_dict(state_dict, strict=True)
-    except TypeError as error:
-        raise ModelLoadError(path, f"network {key}: {error}") from None
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ModelLoadError(path, f"network {key}: the stored weights do not fit the stored architecture ({first_line})") from None
-    network.eval().requires_grad_(False)
-    network.init_kwargs = init_kwargs
-    network.kind = kind
-    return network
 
 
 def _init_kwargs(kind: str, record: PersistentRecord) -> dict[str, Any]:
