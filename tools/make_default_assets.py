@@ -45,9 +45,9 @@ def generated(G: torch.nn.Module, count: int, seed: int, psi: float = 1.0, batch
     images, latents = [], []
     for start in range(0, count, batch):
         z = torch.randn(min(batch, count - start), G.z_dim, generator=generator)
-        ws = G.mapping(z, None, truncation_psi=psi)
-        images.append(to_uint8(G.synthesis(ws, noise_mode="const")))
-        latents.append(G.mapping(z, None)[:, 0].numpy())
+        ws = G.mapping(z, None)  # untruncated: what the factor file records
+        images.append(to_uint8(G.synthesis(G.mapping.w_avg.lerp(ws, psi), noise_mode="const")))
+        latents.append(ws[:, 0].numpy())
     return np.concatenate(images), np.concatenate(latents)
 
 
