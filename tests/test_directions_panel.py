@@ -97,6 +97,28 @@ def test_compute_lists_directions_and_edits_go_through_undo(qtbot, panel, tmp_pa
     panel.grab().save(str(tmp_path / "directions_panel.png"))
 
 
+def test_edit_rows_are_reused_and_stay_wired_to_their_edit(qtbot, panel):
+    """Appending an edit keeps the existing rows (a style drag appends one at a time);
+    removing one rebuilds the rows after it, and each row still edits its own recipe entry."""
+    from latentstudio.engine.recipe import DirectionEdit
+
+    document = panel.document
+    w_dim = document.model.w_dim
+    a, b, c = (DirectionEdit(name, tuple(np.eye(w_dim)[i]), strength=0.5) for i, name in enumerate("abc"))
+    document.set_recipe(document.recipe.replace(edits=(a, b)), "two edits")
+    first, second = panel.rows
+    document.set_recipe(document.recipe.replace(edits=(a, b, c)), "append")
+    assert panel.rows[:2] == [first, second] and len(panel.rows) == 3
+
+    first.remove.click()
+    assert [e.direction for e in document.recipe.edits] == ["b", "c"]
+    assert [row.enabled.text() for row in panel.rows] == ["b", "c"]
+    panel.rows[0].strength.setValue(1.5)
+    assert [e.strength for e in document.recipe.edits] == [1.5, 0.5]
+    panel.rows[1].remove.click()
+    assert [e.direction for e in document.recipe.edits] == ["b"] and len(panel.rows) == 1
+
+
 def test_import_from_another_model_warns(qtbot, panel, tmp_path):
     G = panel.document.model
     other = DirectionSet(names=["x"], vectors=np.eye(1, G.w_dim, dtype=np.float32), sigmas=[1.0], layer_ranges=[(0, -1)],
