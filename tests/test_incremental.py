@@ -50,17 +50,44 @@ def test_incremental_equals_full_render(G, budget):
         a, b = fast.render(recipe), plain.render(recipe)
         assert a.ok and b.ok
         assert np.array_equal(a.raw, b.raw), recipe
-        restarts.append(fast.cache_info()["restart_block"])
+        info = fast.cache_info()
+        restarts.append((info["restart_block"], info["restart_step"]))
         assert fast.cache_info()["cached_bytes"] <= max(budget, 0) or budget < 100_000
     num_blocks = fast.cache_info()["num_blocks"]
     if budget > 1e6:
-        # Rows n-2 and n-1 are read only by the last block; row n-3 is shared by the
-        # previous block's toRGB, so an edit reaching it restarts one block earlier.
-        assert restarts[1] == restarts[2] == restarts[3] == num_blocks - 1
-        assert restarts[5] == 0  # the coarse edit of the previous recipe is undone
-        assert restarts[4] == 0
-        assert restarts[6] == num_blocks  # identical recipe: nothing re-ran
-        assert restarts[8] == num_blocks - 2  # random noise restarts mid-way and stays exact
+        # Rows n-2 and n-1 are read only by the last block's conv1 and toRGB; row n-3 is
+        # shared by the previous block's toRGB, so an edit reaching it restarts there.
+        last = num_blocks - 1
+        assert restarts[1] == restarts[2] == restarts[3] == (last, 1)  # the last conv1: its conv0 is reused
+        assert restarts[5] == (0, 0)  # the coarse edit of the previous recipe is undone
+        assert restarts[4] == (0, 0)
+        assert restarts[6] == (num_blocks, 0)  # identical recipe: nothing re-ran
+        assert restarts[8] == (last - 1, 2)  # random noise restarts mid-way and stays exact
+
+
+@pytest.mark.parametrize("architecture, top_rows_steps", [("skip", [1, 2, 4]), ("orig", [1, 2, 3]), ("resnet", [1, 2, 2])])
+def test_restarts_inside_a_block_equal_a_full_render(architecture, top_rows_steps):
+    """Every ws row as the first changed one, with random noise: the restart begins at the
+    first layer reading that row (inside a block where it can) and the pixels stay exact."""
+    from latentstudio.nets.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, channel_base=256,
+                  channel_max=32, architecture=architecture, mapping_kwargs=dict(num_layers=2)).eval()
+    G.kind = "stylegan2"
+    fast, plain = Renderer(G), Renderer(G, incremental=False)
+    base = EditRecipe(seed=3, noise_mode="random", noise_seed=1)
+    fast.render(base)
+    steps_run = []
+    for row in reversed(range(G.num_ws)):  # each recipe differs from the previous in `row` only
+        recipe = base.replace(edits=(edit(G, row, G.num_ws - 1, 2.0),))
+        a, b = fast.render(recipe), plain.render(recipe)
+        assert a.ok and b.ok and np.array_equal(a.raw, b.raw), row
+        steps_run.append(fast.cache_info()["steps_run"])
+    # The top row is read by the last toRGB alone, the next by the last conv1 (and toRGB);
+    # the third by the previous toRGB (skip), the last conv0 (orig) or the fused residual step.
+    assert steps_run[:3] == top_rows_steps
+    assert steps_run[-1] == fast.cache_info()["num_steps"]  # row 0: everything
 
 
 def test_cache_budget_is_respected(G):

@@ -1,17 +1,19 @@
-"""Incremental re-synthesis: re-run only the synthesis blocks that a new ``ws`` affects.
+"""Incremental re-synthesis: re-run only the synthesis layers that a new ``ws`` affects.
 
 While a person drags a fine-style slider, only the last few ``ws`` rows change, yet a plain
 renderer re-runs the whole network. A StyleGAN2 synthesis network is a chain of blocks
-carrying ``(x, img)``; block i reads a contiguous slice of ``ws`` (see
-``SynthesisNetwork.split_ws``). So we keep every block's inputs from the previous frame and,
-when the first changed ``ws`` row is k, restart at the first block whose slice contains k.
-Restarting repeats the same arithmetic on the same inputs, so the pixels are identical to a
-full render of the same path. By default the blocks run the lean batch-1 modulated
-convolution (``fused_modconv="auto"``, see ``latentstudio.nets.ops``), equal to the
-reference path up to float rounding.
+carrying ``(x, img)``, and each block a chain of layers (``conv0``, ``conv1``, ``torgb``),
+each reading one ``ws`` row (``SynthesisBlock.step_rows``). So we keep the inputs of every
+layer from the previous frame and, when the first changed ``ws`` row is k, restart at the
+first layer that reads row k. Restarting *inside* a block matters: the last block's
+``conv0`` is a third of its cost, and an edit of the top two rows (its ``conv1`` and
+``torgb``) skips it. Restarting repeats the same arithmetic on the same inputs, so the
+pixels are identical to a full render of the same path. By default the blocks run the lean
+batch-1 modulated convolution (``fused_modconv="auto"``, see ``latentstudio.nets.ops``),
+equal to the reference path up to float rounding.
 
 Random noise stays exact too: noise is drawn layer by layer from one generator, so we also
-keep the generator's state at each block boundary and restore it on restart.
+keep the generator's state before each layer and restore it on restart.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ BlockCallback = Callable[[int, int, torch.Tensor | None], None]
 
 
 @dataclass
-class _BlockInput:
+class _StepInput:
     x: torch.Tensor | None
     img: torch.Tensor | None
     noise_state: torch.Tensor | None
@@ -35,23 +37,37 @@ class _BlockInput:
         return sum(t.numel() * t.element_size() for t in (self.x, self.img, self.noise_state) if t is not None)
 
 
+@dataclass(frozen=True)
+class _Step:
+    block: int  # index into the synthesis blocks
+    step: int  # index into that block's steps
+    rows: tuple[int, ...]  # the ws rows (of the whole network) it reads
+
+
 @dataclass
 class CacheStats:
-    """What the last call did: where it restarted and how much memory the cache holds."""
+    """What the last call did: where it restarted and how much memory the cache holds.
+
+    ``restart_block`` / ``restart_step`` name the first layer re-run (``num_blocks`` / 0
+    when nothing re-ran); ``steps_run`` counts the layers re-run out of ``num_steps``.
+    """
 
     restart_block: int = 0
+    restart_step: int = 0
     blocks_run: int = 0
+    steps_run: int = 0
     num_blocks: int = 0
+    num_steps: int = 0
     cached_bytes: int = 0
 
 
 class IncrementalSynthesis:
-    """Batch-1 StyleGAN2 synthesis that reuses the previous frame's block inputs.
+    """Batch-1 StyleGAN2 synthesis that reuses the previous frame's layer inputs.
 
-    ``max_bytes`` bounds the cache. When a large model's block inputs do not all fit, they
-    are kept greedily from the last block back (the late blocks are the expensive ones to
+    ``max_bytes`` bounds the cache. When a large model's layer inputs do not all fit, they
+    are kept greedily from the last layer back (the late layers are the expensive ones to
     recompute, and fine edits restart there); a restart then begins at the nearest cached
-    block at or before the needed one.
+    layer at or before the needed one.
     """
 
     def __init__(self, synthesis: nn.Module, max_bytes: int = 512 * 2**20, fused_modconv: bool | str = "auto"):
@@ -59,26 +75,26 @@ class IncrementalSynthesis:
         self.fused_modconv = fused_modconv
         self.blocks = list(synthesis.blocks)
         self.max_bytes = max_bytes
-        # First ws row past each block's slice: block i reads rows [starts[i], ends[i]).
-        self.starts, self.ends = [], []
+        self.steps: list[_Step] = []
         w_idx = 0
-        for block in self.blocks:
-            self.starts.append(w_idx)
-            self.ends.append(w_idx + block.num_conv + block.num_torgb)
+        for index, block in enumerate(self.blocks):
+            for step, rows in enumerate(block.step_rows):
+                self.steps.append(_Step(index, step, tuple(w_idx + row for row in rows)))
             w_idx += block.num_conv
-        self.stats = CacheStats(num_blocks=len(self.blocks))
+        self._first_step_of_block = {s.block: i for i, s in reversed(list(enumerate(self.steps)))}
+        self.stats = CacheStats(num_blocks=len(self.blocks), num_steps=len(self.steps))
         self.clear()
 
     def clear(self) -> None:
         self._key: tuple | None = None
         self._ws: torch.Tensor | None = None
-        self._inputs: dict[int, _BlockInput] = {}
+        self._inputs: dict[int, _StepInput] = {}
         self._output: torch.Tensor | None = None
         self.stats.cached_bytes = 0
 
-    def first_block_for_row(self, row: int) -> int:
-        """The first block whose ``ws`` slice contains ``row``."""
-        return next(i for i, end in enumerate(self.ends) if end > row)
+    def first_step_for_row(self, row: int) -> int:
+        """Index (into ``steps``) of the first layer that reads ``ws`` row ``row``."""
+        return next(i for i, step in enumerate(self.steps) if row in step.rows)
 
     def __call__(
         self,
@@ -98,10 +114,10 @@ class IncrementalSynthesis:
         if key == self._key and self._ws is not None:
             changed = (ws[0] != self._ws[0]).any(dim=1).nonzero()
             if changed.numel() == 0:
-                self.stats.restart_block, self.stats.blocks_run = len(self.blocks), 0
+                self._record(len(self.steps))
                 return self._output
-            needed = self.first_block_for_row(int(changed[0]))
-            start = max((i for i in self._inputs if i <= needed), default=0)
+            needed = self.first_step_for_row(int(changed[0]))
+            start = max(i for i in self._inputs if i <= needed)
         else:
             self.clear()
             self._key = key
@@ -116,16 +132,28 @@ class IncrementalSynthesis:
         x, img = (None, None) if start == 0 else (self._inputs[start].x, self._inputs[start].img)
 
         slices = self.synthesis.split_ws(ws.to(torch.float32))
-        for index in range(start, len(self.blocks)):
-            self._inputs[index] = _BlockInput(x, img, generator.get_state() if generator is not None else None)
+        first_block = self.steps[start].block
+        for index in range(first_block, len(self.blocks)):
+            offset = self._first_step_of_block[index]
+
+            def keep(step: int, x: torch.Tensor | None, img: torch.Tensor | None, offset: int = offset) -> None:
+                self._inputs[offset + step] = _StepInput(x, img, generator.get_state() if generator is not None else None)
+
             x, img = self.blocks[index](x, img, slices[index], noise_mode=noise_mode, noise_generator=generator,
-                                        fused_modconv=self.fused_modconv)
+                                        fused_modconv=self.fused_modconv, before_step=keep,
+                                        first_step=self.steps[start].step if index == first_block else 0)
             if on_block is not None:
                 on_block(index, self.blocks[index].resolution, img)
         self._ws, self._output = ws.clone(), img
         self._enforce_budget()
-        self.stats.restart_block, self.stats.blocks_run = start, len(self.blocks) - start
+        self._record(start)
         return img
+
+    def _record(self, start: int) -> None:
+        restart = self.steps[start] if start < len(self.steps) else _Step(len(self.blocks), 0, ())
+        self.stats.restart_block, self.stats.restart_step = restart.block, restart.step
+        self.stats.blocks_run = len(self.blocks) - restart.block
+        self.stats.steps_run = len(self.steps) - start
 
     def _enforce_budget(self) -> None:
         total = 0
@@ -135,5 +163,5 @@ class IncrementalSynthesis:
                 del self._inputs[index]
             else:
                 total += size
-        self._inputs.setdefault(0, _BlockInput(None, None, None))
+        self._inputs.setdefault(0, _StepInput(None, None, None))
         self.stats.cached_bytes = total

@@ -64,7 +64,7 @@ class Renderer:
     The fast paths, each chosen at run time and each off with a flag (the plain path,
     ``incremental=False, lean=False``, is the NVlabs reference computation):
 
-    - ``incremental``: re-run only the synthesis blocks a new recipe affects (StyleGAN2,
+    - ``incremental``: re-run only the synthesis layers a new recipe affects (StyleGAN2,
       batch 1; :mod:`latentstudio.engine.incremental`); pixel-identical to a full render.
     - ``lean``: the batch-1 modulated convolution that never copies weights where that
       costs more than it saves (``fused_modconv="auto"`` in :mod:`latentstudio.nets.ops`);
@@ -159,7 +159,8 @@ class Renderer:
         if self.incremental is not None:
             stats = self.incremental.stats
             info.update(cached_bytes=stats.cached_bytes, restart_block=stats.restart_block,
-                        blocks_run=stats.blocks_run, num_blocks=stats.num_blocks)
+                        restart_step=stats.restart_step, blocks_run=stats.blocks_run,
+                        num_blocks=stats.num_blocks, steps_run=stats.steps_run, num_steps=stats.num_steps)
         return info
 
     def render(self, recipe: EditRecipe, on_preview: PreviewCallback | None = None) -> Frame:

@@ -19,7 +19,8 @@ every block runs in float32, as the NVlabs code does on a CPU.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -330,7 +331,8 @@ class SynthesisLayer(torch.nn.Module):
                              resample_filter=self.resample_filter, flip_weight=(self.up == 1),
                              fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp,
+                        inplace=fused_modconv == "auto")
 
     def extra_repr(self) -> str:
         return (f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}, "
@@ -368,7 +370,7 @@ class ToRGBLayer(torch.nn.Module):
         """``[N, C, R, R]``, w ``[N, w_dim]`` -> ``[N, img_channels, R, R]``."""
         styles = self.affine(w) * self.weight_gain  # (N, C)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp, inplace=fused_modconv == "auto")
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, w_dim={self.w_dim}"
@@ -434,6 +436,23 @@ class SynthesisBlock(torch.nn.Module):
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
+    @property
+    def step_rows(self) -> tuple[tuple[int, ...], ...]:
+        """The rows of this block's ``ws`` slice read by each step of ``forward``, in order.
+
+        The steps are the block's layers: ``conv0``, ``conv1`` and ``torgb`` (the first block:
+        ``conv1``, ``torgb``; ``'resnet'``: both convs with the skip branch as one step, since
+        the residual sum needs all three). ``forward(first_step=k, ...)`` resumes before step k
+        from that step's inputs, which lets incremental synthesis restart inside a block.
+        """
+        if self.in_channels == 0:
+            convs: tuple[tuple[int, ...], ...] = ((0,),)
+        elif self.architecture == "resnet":
+            convs = ((0, 1),)
+        else:
+            convs = ((0,), (1,))
+        return convs + (((self.num_conv,),) if self.num_torgb else ())
+
     def forward(
         self,
         x: torch.Tensor | None,
@@ -444,13 +463,20 @@ class SynthesisBlock(torch.nn.Module):
         update_emas: bool = False,  # accepted for NVlabs call compatibility; nothing to update
         noise_mode: str = "random",
         noise_generator: torch.Generator | None = None,
+        first_step: int = 0,
+        before_step: Callable[[int, torch.Tensor | None, torch.Tensor | None], None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``[N, C_in, R/2, R/2]`` (None for the first block), ``img``
         ``[N, img_channels, R/2, R/2]`` or None, ``ws`` ``[N, num_conv + num_torgb, w_dim]``
         -> ``x`` ``[N, C_out, R, R]`` (fp16 in fp16 blocks), ``img`` float32 ``[N, img_channels, R, R]``
-        (None while a non-skip architecture has not reached its last block)."""
+        (None while a non-skip architecture has not reached its last block).
+
+        ``first_step`` > 0 resumes inside the block (see ``step_rows``): ``x`` and ``img``
+        are then that step's inputs, as ``before_step(step, x, img)`` saw them on an
+        earlier call; ``before_step`` is called before every step that runs.
+        """
         assert ws.shape[1:] == (self.num_conv + self.num_torgb, self.w_dim), ws.shape
-        w_iter = iter(ws.unbind(dim=1))
+        w = ws.unbind(dim=1)
         use_fp16 = self.use_fp16 and ws.device.type == "cuda" and not force_fp32
         dtype = torch.float16 if use_fp16 else torch.float32
         memory_format = _memory_format(self.channels_last and use_fp16)
@@ -458,35 +484,48 @@ class SynthesisBlock(torch.nn.Module):
             fused_modconv = self.fused_modconv_default
         if fused_modconv == "inference_only":
             fused_modconv = not self.training
+        if fused_modconv == "auto" and not use_fp16:
+            memory_format = torch.preserve_format  # the lean path's NHWC layout stays as it is
         layer_kwargs = dict(fused_modconv=fused_modconv, noise_mode=noise_mode, noise_generator=noise_generator)
 
+        num_steps = len(self.step_rows)
+        for step in range(first_step, num_steps):
+            if before_step is not None:
+                before_step(step, x, img)
+            if step < num_steps - self.num_torgb:
+                x = self._conv_step(step, x, w, dtype, memory_format, layer_kwargs)
+            else:
+                img = self._torgb_step(x, img, w[self.num_conv], fused_modconv)
+        if not self.num_torgb and img is not None:
+            img = upsample2d(img, self.resample_filter)
+        return x, img
+
+    def _conv_step(self, step: int, x: torch.Tensor | None, w: Sequence[torch.Tensor], dtype: torch.dtype,
+                   memory_format: torch.memory_format, layer_kwargs: dict) -> torch.Tensor:
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=memory_format)
-            x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])  # (N, C, 4, 4)
-        else:
-            assert x is not None and x.shape[1:] == (self.in_channels, self.resolution // 2, self.resolution // 2)
-            x = x.to(dtype=dtype, memory_format=memory_format)
+            x = x.unsqueeze(0).repeat([w[0].shape[0], 1, 1, 1])  # (N, C, 4, 4)
+            return self.conv1(x, w[0], **layer_kwargs)
+        if step > 0:
+            return self.conv1(x, w[1], **layer_kwargs)  # (N, C_out, R, R)
+        assert x is not None and x.shape[1:] == (self.in_channels, self.resolution // 2, self.resolution // 2)
+        x = x.to(dtype=dtype, memory_format=memory_format)
+        if self.architecture != "resnet":
+            return self.conv0(x, w[0], **layer_kwargs)
+        # sqrt(1/2) on both branches keeps the variance of their sum unchanged.
+        y = self.skip(x, gain=np.sqrt(0.5))
+        x = self.conv0(x, w[0], **layer_kwargs)
+        x = self.conv1(x, w[1], gain=np.sqrt(0.5), **layer_kwargs)
+        return y + x
 
-        if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), **layer_kwargs)
-        elif self.architecture == "resnet":
-            # sqrt(1/2) on both branches keeps the variance of their sum unchanged.
-            y = self.skip(x, gain=np.sqrt(0.5))
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
-            x = self.conv1(x, next(w_iter), gain=np.sqrt(0.5), **layer_kwargs)
-            x = y + x
-        else:
-            x = self.conv0(x, next(w_iter), **layer_kwargs)
-            x = self.conv1(x, next(w_iter), **layer_kwargs)  # (N, C_out, R, R)
-
+    def _torgb_step(self, x: torch.Tensor, img: torch.Tensor | None, w: torch.Tensor,
+                    fused_modconv: bool | str) -> torch.Tensor:
         if img is not None:
             assert img.shape[1:] == (self.img_channels, self.resolution // 2, self.resolution // 2)
             img = upsample2d(img, self.resample_filter)  # (N, img_channels, R, R)
-        if self.is_last or self.architecture == "skip":
-            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
-            y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-            img = img + y if img is not None else y
-        return x, img
+        y = self.torgb(x, w, fused_modconv=fused_modconv)
+        y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        return img + y if img is not None else y
 
     def extra_repr(self) -> str:
         return f"resolution={self.resolution}, architecture={self.architecture}"
