@@ -206,7 +206,7 @@ def _upfirdn2d_by_definition(x, f, up, down, pad, flip, gain):
 def test_upfirdn2d_matches_its_definition(separable):
     x = torch.randn(2, 3, 7, 9, dtype=torch.float64)
     f = ops.setup_filter([1, 2, 5], separable=separable)
-    for up, down, pad, flip in itertools.product([1, 2, [2, 3]], [1, 2], [0, [1, -1, 2, 4]], [False, True]):
+    for up, down, pad, flip in itertools.product([1, 2, [2, 3]], [1, 2], [0, [2, 2, 1, 1], [1, -1, 2, 4]], [False, True]):
         y = ops.upfirdn2d(x, f, up=up, down=down, padding=pad, flip_filter=flip, gain=1.5)
         assert _max_err(y, _upfirdn2d_by_definition(x, f, up, down, pad, flip, 1.5)) < 1e-6
 
@@ -224,3 +224,29 @@ def test_fp16_blocks_on_cuda_stay_close_to_fp32(load_reference):
     assert img16.dtype == torch.float32
     assert _max_err(img32, ref["outputs"]["img_const"]) < 1e-3  # TF32 / cuDNN differences only
     assert _max_err(img16, img32) < 2e-2
+
+
+def test_lean_demodulation_follows_weight_changes_and_gradients():
+    """The lean path keeps each weight's squared tap sums between frames; an in-place weight
+    update (an optimizer step) must not leave it stale, and with autograd on it must not
+    cut the gradient to the weight."""
+    torch.manual_seed(0)
+    x, styles = torch.randn(1, 8, 6, 6), torch.randn(1, 8)
+    weight = torch.nn.Parameter(torch.randn(5, 8, 3, 3))
+
+    def both():
+        lean = ops.modulated_conv2d(x, weight, styles, padding=1, fused_modconv="auto")
+        reference = ops.modulated_conv2d(x, weight, styles, padding=1, fused_modconv=False)
+        return lean, reference
+
+    with torch.no_grad():
+        lean, reference = both()
+        assert _max_err(lean, reference) < 1e-5
+        weight[:2].mul_(3.0).add_(0.5)  # in place, as an optimizer step
+        lean, reference = both()
+        assert _max_err(lean, reference) < 1e-5
+
+    lean, reference = both()
+    (grad_lean,) = torch.autograd.grad(lean.square().sum(), weight)
+    (grad_reference,) = torch.autograd.grad(reference.square().sum(), weight)
+    assert _max_err(grad_lean, grad_reference) < 1e-3 * grad_reference.abs().max().item()
