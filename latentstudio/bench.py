@@ -76,13 +76,15 @@ class RenderBench:
     @property
     def rows(self) -> list[tuple[str, str]]:
         rows = [
-            ("full frame, plain", f"{self.plain_ms:8.1f} ms"),
-            ("full frame, fast", f"{self.fast_ms:8.1f} ms   plain/fast = {self.plain_ms / self.fast_ms:5.2f}x"),
+            ("full frame, plain", f"{self.plain_ms:8.1f} ms   ({1e3 / self.plain_ms:.1f} frames/s)"),
+            ("full frame, fast", f"{self.fast_ms:8.1f} ms   plain/fast = {self.plain_ms / self.fast_ms:5.2f}x   ({1e3 / self.fast_ms:.1f} frames/s)"),
             ("edit, top 2 ws (last conv1, toRGB)", f"{self.last_block_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_block_edit_ms:5.2f}x"),
             ("edit, last 2 blocks", f"{self.last_two_blocks_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_two_blocks_edit_ms:5.2f}x"),
         ]
         if self.preview_ms is not None:
             rows.append(("first preview", f"{self.preview_ms:8.1f} ms   preview/full fast = {self.preview_ms / self.fast_ms:5.2f}"))
+        else:
+            rows.append(("first preview", f"none (sent only when a full frame takes {Renderer.PREVIEW_MIN_FRAME_MS:.0f} ms or more)"))
         return rows
 
 

@@ -76,3 +76,20 @@ def test_seed_ranges(text, expected):
     from latentstudio.cli.ranges import parse_int_list
 
     assert parse_int_list(text) == expected
+
+
+def test_bench_compares_every_fast_path_with_the_plain_path(capsys):
+    assert main(["bench", str(FIXTURES / "sg2_cond64.pkl"), "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    for label in ("full frame, plain", "full frame, fast", "plain/fast =", "edit, top 2 ws", "edit, last 2 blocks", "first preview"):
+        assert label in out, label
+
+
+def test_bench_renderer_times_each_path_on_the_same_weights():
+    from latentstudio.bench import bench_renderer
+
+    result = bench_renderer(load_model(FIXTURES / "sg2_skip32.pkl", device="cpu"), "skip32", repeats=2)
+    times = (result.plain_ms, result.fast_ms, result.last_block_edit_ms, result.last_two_blocks_edit_ms)
+    assert all(0 < t < 60_000 for t in times)
+    assert [name for name, _ in result.rows][:4] == ["full frame, plain", "full frame, fast",
+                                                       "edit, top 2 ws (last conv1, toRGB)", "edit, last 2 blocks"]

@@ -112,6 +112,14 @@ def test_preview_comes_before_the_full_frame(G):
     expected = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
     assert np.array_equal(preview.image, expected.repeat(4, 0).repeat(4, 1))
 
+    # Once a full frame is known to be quick, previews stop: the frame itself comes as soon.
+    renderer.PREVIEW_MIN_FRAME_MS = frame.timings["synthesis_ms"] + 1000
+    renderer.render(EditRecipe(seed=5, class_index=2), on_preview=previews.append)
+    assert len(previews) == 1
+    renderer.PREVIEW_MIN_FRAME_MS = 0.0
+    renderer.render(EditRecipe(seed=6, class_index=2), on_preview=previews.append)
+    assert len(previews) == 2
+
 
 @pytest.mark.parametrize("name", ["sg2_cond64", "sg2_skip32", "sg2_gray32"])
 def test_lean_modulated_convolution_matches_the_reference(name):

@@ -12,6 +12,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--sizes", type=parse_int_list, default=[64, 128, 256], help="resolutions without MODEL (default 64,128,256)")
     parser.add_argument("--repeats", type=int, default=5, help="timed frames per measurement (median)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
+    parser.add_argument("--fp16", action="store_true",
+                        help="random generators with fp16 in the 4 highest resolutions (used on CUDA only, as in NVlabs models)")
     parser.add_argument("--cold-start", action="store_true", help="also time a fresh process to its first frame (needs MODEL)")
     return parser
 
@@ -24,12 +26,15 @@ def run(args: argparse.Namespace) -> int:
     from latentstudio.bench import bench_renderer, cold_start_ms, config_f_generator
     from latentstudio.io import load_model
 
-    print(f"device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    device = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor() or platform.machine()
+    print(f"device {args.device} ({device}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if args.model:
         G = load_model(args.model, device=args.device)
         targets = [(G.info.name, G)]
     else:
-        targets = [(f"config-f {size}x{size}", config_f_generator(size, args.device)) for size in args.sizes]
+        precision = "fp16" if args.fp16 else "fp32"
+        targets = [(f"config-f {size}x{size} {precision}", config_f_generator(size, args.device, fp16=args.fp16))
+                   for size in args.sizes]
     for label, G in targets:
         result = bench_renderer(G, label, repeats=args.repeats, class_index=0)
         print(f"\n{label}")

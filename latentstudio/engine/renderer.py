@@ -72,6 +72,9 @@ class Renderer:
     """
 
     MAPPED_CACHE_SIZE = 512
+    # A preview is only worth sending when the full frame takes longer than this: below it,
+    # the final frame arrives about as soon, and painting a blocky image first only flickers.
+    PREVIEW_MIN_FRAME_MS = 40.0
 
     def __init__(
         self,
@@ -93,6 +96,7 @@ class Renderer:
             if incremental and is_stylegan2
             else None
         )
+        self._full_synthesis_ms = float("inf")  # the last synthesis that ran every layer; unknown yet
 
     # -- latents ------------------------------------------------------------------------
     def mapped(self, seed: int, class_index: int | None) -> torch.Tensor:
@@ -118,8 +122,13 @@ class Renderer:
     def synthesize(self, ws: torch.Tensor, recipe: EditRecipe, on_preview: PreviewCallback | None = None) -> torch.Tensor:
         """NCHW float image for ``ws`` with the recipe's noise and input transform."""
         if self.incremental is not None and ws.shape[0] == 1:
-            on_block = None if on_preview is None else self._preview_sender(recipe, on_preview)
-            return self.incremental(ws, recipe.noise_mode, recipe.noise_seed, on_block)
+            wanted = on_preview is not None and self._full_synthesis_ms >= self.PREVIEW_MIN_FRAME_MS
+            on_block = self._preview_sender(recipe, on_preview) if wanted else None
+            start = time.perf_counter()
+            image = self.incremental(ws, recipe.noise_mode, recipe.noise_seed, on_block)
+            if self.incremental.stats.steps_run == self.incremental.stats.num_steps:
+                self._full_synthesis_ms = 1e3 * (time.perf_counter() - start)
+            return image
         kwargs: dict = {"noise_mode": recipe.noise_mode, **self._synthesis_kwargs}
         if recipe.noise_mode == "random" and self.G.kind == "stylegan2":
             # A CPU generator: the same noise seed gives the same noise on every device.
@@ -167,7 +176,8 @@ class Renderer:
         """Render one recipe. Never raises: errors come back as ``Frame.error``.
 
         ``on_preview(frame)`` receives an early low-resolution frame (StyleGAN2 skip
-        architecture, resolution >= 32: R/4, or R/8 from 256 px) before the full frame.
+        architecture, resolution >= 32: R/4, or R/8 from 256 px) before the full frame,
+        unless this renderer's last full synthesis took under ``PREVIEW_MIN_FRAME_MS``.
         """
         frame = Frame(recipe=recipe)
         try:
