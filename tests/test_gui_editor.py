@@ -210,3 +210,15 @@ def test_layout_and_recent_files_persist(qtbot, window, settings):
     assert again.recent_files()[0].endswith("lively64.safetensors")
     assert again.latent_dock.isHidden()
     again.shutdown()
+
+
+def test_closing_cancels_a_running_direction_computation(qtbot, window):
+    """Shutting down must not sit out a long PCA: the computation is cancelled first."""
+    panel = window.directions_panel
+    sets_before = list(window.document.direction_sets)
+    panel.samples.setValue(1_000_000)
+    with qtbot.waitSignal(panel.failed, timeout=WAIT_MS) as blocker:
+        panel.compute_button.click()
+        assert panel.cancel_button.isEnabled()
+        window.shutdown()
+    assert blocker.args[0] == "Cancelled." and window.document.direction_sets == sets_before

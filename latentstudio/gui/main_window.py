@@ -309,8 +309,10 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop the render thread and wait for loading / PCA workers to finish."""
+        """Stop the render thread, cancel a running direction computation, and wait for the
+        loading / PCA workers to finish."""
         self.controller.shutdown()
+        self.directions_panel.cancel()  # a 1M-sample PCA would otherwise hold the exit for its full run
         QThreadPool.globalInstance().waitForDone(30_000)
 
     # -- opening -------------------------------------------------------------------------
