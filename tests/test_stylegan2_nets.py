@@ -250,3 +250,29 @@ def test_lean_demodulation_follows_weight_changes_and_gradients():
     (grad_lean,) = torch.autograd.grad(lean.square().sum(), weight)
     (grad_reference,) = torch.autograd.grad(reference.square().sum(), weight)
     assert _max_err(grad_lean, grad_reference) < 1e-3 * grad_reference.abs().max().item()
+
+
+def test_derived_weights_are_kept_per_parameter_and_released_with_it():
+    import gc
+    import weakref
+
+    weight = torch.nn.Parameter(torch.randn(4, 3, 3, 3), requires_grad=False)
+    calls = []
+
+    def flipped(w):
+        calls.append(1)
+        return w.flip([2, 3])
+
+    first = ops.derived(weight, "flip", flipped)
+    assert ops.derived(weight, "flip", flipped) is first and len(calls) == 1
+    with torch.no_grad():
+        weight.add_(1.0)  # in place: recomputed
+    assert torch.equal(ops.derived(weight, "flip", flipped), weight.flip([2, 3])) and len(calls) == 2
+    assert ops.derived(weight.detach(), "flip", flipped) is not first  # not a parameter: never kept
+    view = ops.derived(weight, "view", lambda w: w[:2])  # shares the weight's memory: not kept
+    assert view.data_ptr() == weight.data_ptr()
+
+    alive = weakref.ref(weight)
+    del weight, first, view
+    gc.collect()
+    assert alive() is None  # the cache does not keep a parameter alive

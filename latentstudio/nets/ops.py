@@ -42,7 +42,8 @@ def derived(weight: torch.Tensor, kind: object, make: Callable[[torch.Tensor], t
     when no gradient must flow to them. An entry is dropped when its parameter is freed and
     recomputed when the parameter changes: in place (an optimizer step, ``load_state_dict``:
     the version counter moves) or by a new storage (``.to()``: the data pointer moves).
-    ``make`` must return a new tensor, never ``weight`` itself.
+    A result that shares the weight's memory (a view) is returned but not kept: keeping it
+    would keep the parameter alive.
     """
     if not isinstance(weight, torch.nn.Parameter) or (weight.requires_grad and torch.is_grad_enabled()):
         return make(weight)
@@ -56,6 +57,8 @@ def derived(weight: torch.Tensor, kind: object, make: Callable[[torch.Tensor], t
         return entry[3]
     with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable outside inference mode
         value = make(weight)
+    if value.untyped_storage().data_ptr() == weight.untyped_storage().data_ptr():
+        return value
     _DERIVED[key] = (weakref.ref(weight, lambda _, key=key: _DERIVED.pop(key, None)), version, weight.data_ptr(), value)
     return value
 
@@ -545,6 +548,8 @@ def _modulated_conv2d_lean(
     dcoefs = None
     if demodulate:
         dcoefs = (styles.square() @ _squared_tap_sums(weight) + 1e-8).rsqrt()  # (N, O)
+    weight_copy_cost = batch_size * out_channels * in_channels * kh * kw
+    activation_scaling_cost = batch_size * (in_channels + out_channels) * height * width * up * up
     if kh == kw == 1 and up == down == 1 and _padding_xxyy(padding) == (0, 0, 0, 0):
         # A 1x1 layer (toRGB) is a matrix product; BLAS does it ~4x faster than the
         # convolution kernels do with 3 output channels.
@@ -558,7 +563,7 @@ def _modulated_conv2d_lean(
         else:
             x = torch.bmm(w, x.reshape(batch_size, in_channels, height * width))
             x = x.reshape(batch_size, out_channels, height, width)
-    elif batch_size * weight.numel() < batch_size * (in_channels + out_channels) * height * width * up * up:
+    elif weight_copy_cost < activation_scaling_cost:
         scale = styles.reshape(batch_size, 1, -1, 1, 1)
         if dcoefs is not None:
             scale = scale * dcoefs.reshape(batch_size, -1, 1, 1, 1)
