@@ -7,7 +7,10 @@ the filtered leaky ReLU computed the NVlabs reference way (``upfirdn2d`` + ``bia
 from :mod:`latentstudio.nets.ops`); the ratio says what the matrix-product resampling of
 :mod:`latentstudio.nets.filtered_lrelu` buys.
 
-    python benchmarks/sg3_synthesis.py [--runs 3] [--threads N] [--skip-reference]
+    python benchmarks/sg3_synthesis.py [--runs 3] [--threads N] [--skip-reference] [--editing]
+
+``--editing`` also times the editor's renderer on the same network (``latentstudio.bench``):
+full frames, plain vs incremental, and fine edits that re-run only the last layers.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--skip-reference", action="store_true", help="time only latentstudio's path")
+    parser.add_argument("--editing", action="store_true", help="also time the editor's renderer: full frames and fine edits")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -59,12 +63,18 @@ def main() -> None:
 
     ours, img = median_ms(G, ws, args.runs)
     print(f"latentstudio synthesis:       {ours:9.1f} ms")
-    if args.skip_reference:
-        return
-    with mock.patch.object(stylegan3, "filtered_lrelu", reference_filtered_lrelu):
-        reference, ref_img = median_ms(G, ws, args.runs)
-    print(f"reference-op synthesis:       {reference:9.1f} ms")
-    print(f"speed-up: {reference / ours:.2f}x   max abs difference: {(img - ref_img).abs().max().item():.2e}")
+    if not args.skip_reference:
+        with mock.patch.object(stylegan3, "filtered_lrelu", reference_filtered_lrelu):
+            reference, ref_img = median_ms(G, ws, args.runs)
+        print(f"reference-op synthesis:       {reference:9.1f} ms")
+        print(f"speed-up: {reference / ours:.2f}x   max abs difference: {(img - ref_img).abs().max().item():.2e}")
+    if args.editing:
+        from latentstudio.bench import bench_renderer
+
+        G.kind = "stylegan3"
+        print("\neditor renderer (latentstudio.bench):")
+        for name, value in bench_renderer(G, "sg3-t 256", repeats=args.runs).rows:
+            print(f"  {name:<34}{value}")
 
 
 if __name__ == "__main__":

@@ -70,21 +70,23 @@ class RenderBench:
     plain_ms: float
     fast_ms: float
     last_block_edit_ms: float
-    last_two_blocks_edit_ms: float
+    last_two_blocks_edit_ms: float  # StyleGAN3, which has no blocks: the last four layers
     preview_ms: float | None
+    wider_edit_label: str = "edit, last 2 blocks"
+    no_preview_reason: str = ""
 
     @property
     def rows(self) -> list[tuple[str, str]]:
         rows = [
             ("full frame, plain", f"{self.plain_ms:8.1f} ms   ({1e3 / self.plain_ms:.1f} frames/s)"),
             ("full frame, fast", f"{self.fast_ms:8.1f} ms   plain/fast = {self.plain_ms / self.fast_ms:5.2f}x   ({1e3 / self.fast_ms:.1f} frames/s)"),
-            ("edit, top 2 ws (last conv1, toRGB)", f"{self.last_block_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_block_edit_ms:5.2f}x"),
-            ("edit, last 2 blocks", f"{self.last_two_blocks_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_two_blocks_edit_ms:5.2f}x"),
+            ("edit, top 2 ws (last 2 layers)", f"{self.last_block_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_block_edit_ms:5.2f}x"),
+            (self.wider_edit_label, f"{self.last_two_blocks_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_two_blocks_edit_ms:5.2f}x"),
         ]
         if self.preview_ms is not None:
             rows.append(("first preview", f"{self.preview_ms:8.1f} ms   preview/full fast = {self.preview_ms / self.fast_ms:5.2f}"))
         else:
-            rows.append(("first preview", f"none (sent only when a full frame takes {Renderer.PREVIEW_MIN_FRAME_MS:.0f} ms or more)"))
+            rows.append(("first preview", self.no_preview_reason))
         return rows
 
 
@@ -116,11 +118,16 @@ def bench_renderer(G: nn.Module, label: str, repeats: int = 5, class_index: int 
             preview_times.append(1e3 * got[0])
 
     # Fine edits, as while dragging a slider: the top two ws rows (read by the last conv1
-    # and toRGB only) and the rows read only by the last two blocks.
+    # and toRGB only; StyleGAN3: the last layer and ToRGB) and the rows read only by the
+    # last two blocks (StyleGAN3: the last four layers).
     vector = np.random.RandomState(0).randn(G.w_dim)
     vector = tuple(vector / np.linalg.norm(vector))
     blocks = getattr(G.synthesis, "blocks", None)
-    starts = list(itertools.accumulate((b.num_conv for b in blocks[:-1]), initial=0)) if blocks else [G.num_ws - 2] * 2
+    if blocks:  # the rows read only by the last two blocks
+        wider_first_row = list(itertools.accumulate((b.num_conv for b in blocks[:-1]), initial=0))[-2] + 1
+        wider_label = "edit, last 2 blocks"
+    else:  # a chain of layers (StyleGAN3)
+        wider_first_row, wider_label = G.num_ws - 4, "edit, last 4 layers"
     for editor in editors:
         check(editor.render(base))
 
@@ -132,10 +139,14 @@ def bench_renderer(G: nn.Module, label: str, repeats: int = 5, class_index: int 
 
     plain_ms, fast_ms, last_block_ms, last_two_blocks_ms = interleaved_median_ms(
         [lambda i: check(plain.render(base.replace(seed=100 + i))), fast_frame,
-         edit_from(editors[0], G.num_ws - 2), edit_from(editors[1], starts[-2] + 1)],
+         edit_from(editors[0], G.num_ws - 2), edit_from(editors[1], wider_first_row)],
         device, repeats)
     preview_ms = statistics.median(preview_times) if preview_times else None
-    return RenderBench(label, plain_ms, fast_ms, last_block_ms, last_two_blocks_ms, preview_ms)
+    if blocks and blocks[-1].architecture == "skip" and G.img_resolution >= 32:
+        no_preview = f"none (sent only when a full frame takes {Renderer.PREVIEW_MIN_FRAME_MS:.0f} ms or more)"
+    else:
+        no_preview = "none (previews need StyleGAN2's skip architecture, 32 px or more)"
+    return RenderBench(label, plain_ms, fast_ms, last_block_ms, last_two_blocks_ms, preview_ms, wider_label, no_preview)
 
 
 def cold_start_ms(model: str) -> float:

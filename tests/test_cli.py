@@ -92,4 +92,4 @@ def test_bench_renderer_times_each_path_on_the_same_weights():
     times = (result.plain_ms, result.fast_ms, result.last_block_edit_ms, result.last_two_blocks_edit_ms)
     assert all(0 < t < 60_000 for t in times)
     assert [name for name, _ in result.rows][:4] == ["full frame, plain", "full frame, fast",
-                                                       "edit, top 2 ws (last conv1, toRGB)", "edit, last 2 blocks"]
+                                                       "edit, top 2 ws (last 2 layers)", "edit, last 2 blocks"]

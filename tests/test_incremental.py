@@ -133,3 +133,35 @@ def test_lean_modulated_convolution_matches_the_reference(name):
     fast = Renderer(G).render(EditRecipe(seed=0, class_index=0 if G.c_dim else None))
     reference = Renderer(G, incremental=False, lean=False).render(fast.recipe)
     assert np.abs(fast.raw.astype(int) - reference.raw.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["sg3t_32", "sg3r_cond32"])
+def test_stylegan3_restarts_at_the_first_layer_an_edit_reaches(name):
+    G3 = load_model(FIXTURES / f"{name}.pkl", device="cpu")
+    fast, plain = Renderer(G3), Renderer(G3, incremental=False)
+    n = G3.num_ws
+    base = EditRecipe(seed=2, class_index=0 if G3.c_dim else None, truncation_psi=0.8)
+    recipes = [
+        base,
+        base.replace(edits=(edit(G3, n - 1, n - 1, 2.0),)),  # ToRGB only
+        base.replace(edits=(edit(G3, n - 3, n - 1, 2.0),)),  # the last three layers
+        base.replace(edits=(edit(G3, n - 3, n - 1, 2.0),), translate=(0.1, 0.0)),  # input transform: all
+        base.replace(edits=(edit(G3, 0, 2, 1.0),), translate=(0.1, 0.0)),  # the input's row: all
+    ]
+    steps_run = []
+    for recipe in recipes:
+        a, b = fast.render(recipe), plain.render(recipe)
+        assert a.ok and b.ok and np.array_equal(a.raw, b.raw), recipe
+        steps_run.append(fast.cache_info()["steps_run"])
+    assert steps_run == [n, 1, 3, n, n]
+
+
+def test_thumbnails_do_not_evict_the_editor_cache(G):
+    renderer = Renderer(G)
+    base = EditRecipe(seed=1, class_index=0, noise_mode="random", noise_seed=2)  # not batchable
+    renderer.render(base)
+    thumbnails = renderer.render_many([base.replace(seed=s) for s in range(3)])
+    assert all(frame.ok for frame in thumbnails)
+    n = G.num_ws
+    renderer.render(base.replace(edits=(edit(G, n - 1, n - 1, 2.0),)))
+    assert renderer.cache_info()["steps_run"] == 1  # only the last toRGB: the cache survived

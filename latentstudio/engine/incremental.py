@@ -1,23 +1,24 @@
 """Incremental re-synthesis: re-run only the synthesis layers that a new ``ws`` affects.
 
 While a person drags a fine-style slider, only the last few ``ws`` rows change, yet a plain
-renderer re-runs the whole network. A StyleGAN2 synthesis network is a chain of blocks
-carrying ``(x, img)``, and each block a chain of layers (``conv0``, ``conv1``, ``torgb``),
-each reading one ``ws`` row (``SynthesisBlock.step_rows``). So we keep the inputs of every
+renderer re-runs the whole network. A synthesis network is a chain of layers, each reading
+one ``ws`` row: StyleGAN2's blocks carry ``(x, img)`` through ``conv0``, ``conv1`` and
+``torgb`` (``SynthesisBlock.step_rows``); StyleGAN3 is one chain from its Fourier input
+through its layers to ToRGB (``SynthesisNetwork.step_rows``). So we keep the inputs of every
 layer from the previous frame and, when the first changed ``ws`` row is k, restart at the
-first layer that reads row k. Restarting *inside* a block matters: the last block's
-``conv0`` is a third of its cost, and an edit of the top two rows (its ``conv1`` and
+first layer that reads row k. Restarting *inside* a StyleGAN2 block matters: the last
+block's ``conv0`` is a third of its cost, and an edit of the top two rows (its ``conv1`` and
 ``torgb``) skips it. Restarting repeats the same arithmetic on the same inputs, so the
-pixels are identical to a full render of the same path. By default the blocks run the lean
-batch-1 modulated convolution (``fused_modconv="auto"``, see ``latentstudio.nets.ops``),
-equal to the reference path up to float rounding.
+pixels are identical to a full render of the same path. By default StyleGAN2 blocks run the
+lean batch-1 modulated convolution (``fused_modconv="auto"``, see
+``latentstudio.nets.ops``), equal to the reference path up to float rounding.
 
-Random noise stays exact too: noise is drawn layer by layer from one generator, so we also
-keep the generator's state before each layer and restore it on restart.
+Random noise (StyleGAN2) stays exact too: noise is drawn layer by layer from one generator,
+so we also keep the generator's state before each layer and restore it on restart.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -62,7 +63,7 @@ class CacheStats:
 
 
 class IncrementalSynthesis:
-    """Batch-1 StyleGAN2 synthesis that reuses the previous frame's layer inputs.
+    """Batch-1 synthesis (StyleGAN2 or StyleGAN3) that reuses the previous frame's layer inputs.
 
     ``max_bytes`` bounds the cache. When a large model's layer inputs do not all fit, they
     are kept greedily from the last layer back (the late layers are the expensive ones to
@@ -73,14 +74,17 @@ class IncrementalSynthesis:
     def __init__(self, synthesis: nn.Module, max_bytes: int = 512 * 2**20, fused_modconv: bool | str = "auto"):
         self.synthesis = synthesis
         self.fused_modconv = fused_modconv
-        self.blocks = list(synthesis.blocks)
         self.max_bytes = max_bytes
+        # StyleGAN2: resumable blocks, each reading its slice of ws; StyleGAN3: the network
+        # itself is the one resumable chain, reading all of ws.
+        self._chain = not hasattr(synthesis, "blocks")
+        self.blocks = [synthesis] if self._chain else list(synthesis.blocks)
         self.steps: list[_Step] = []
         w_idx = 0
         for index, block in enumerate(self.blocks):
             for step, rows in enumerate(block.step_rows):
                 self.steps.append(_Step(index, step, tuple(w_idx + row for row in rows)))
-            w_idx += block.num_conv
+            w_idx += 0 if self._chain else block.num_conv
         self._first_step_of_block = {s.block: i for i, s in reversed(list(enumerate(self.steps)))}
         self.stats = CacheStats(num_blocks=len(self.blocks), num_steps=len(self.steps))
         self.clear()
@@ -102,14 +106,17 @@ class IncrementalSynthesis:
         noise_mode: str = "const",
         noise_seed: int = 0,
         on_block: BlockCallback | None = None,
+        context: Hashable = None,
     ) -> torch.Tensor:
         """``ws`` ``[1, num_ws, w_dim]`` -> image ``[1, C, R, R]``, reusing what it can.
 
-        ``on_block(index, resolution, img)`` is called after each block that runs (for
-        progressive previews); ``img`` is that block's partial image (None outside ``skip``).
+        ``on_block(index, resolution, img)`` is called after each StyleGAN2 block that runs
+        (for progressive previews); ``img`` is that block's partial image (None outside
+        ``skip``). ``context`` names whatever else the synthesis depends on (the StyleGAN3
+        input transform): when it changes, nothing is reused.
         """
         assert ws.shape[0] == 1, "incremental synthesis is for batch 1"
-        key = (noise_mode, noise_seed if noise_mode == "random" else None, ws.device, ws.dtype, ws.shape)
+        key = (noise_mode, noise_seed if noise_mode == "random" else None, ws.device, ws.dtype, ws.shape, context)
         start = 0
         if key == self._key and self._ws is not None:
             changed = (ws[0] != self._ws[0]).any(dim=1).nonzero()
@@ -131,6 +138,25 @@ class IncrementalSynthesis:
                 generator.manual_seed(noise_seed)
         x, img = (None, None) if start == 0 else (self._inputs[start].x, self._inputs[start].img)
 
+        if self._chain:
+            img = self._run_chain(ws, start, x)
+        else:
+            img = self._run_blocks(ws, start, x, img, noise_mode, generator, on_block)
+        self._ws, self._output = ws.clone(), img
+        self._enforce_budget()
+        self._record(start)
+        return img
+
+    def _run_chain(self, ws: torch.Tensor, start: int, x: torch.Tensor | None) -> torch.Tensor:
+        """StyleGAN3: resume the whole network at step ``start``, keeping each layer's input."""
+        def keep(step: int, x: torch.Tensor | None, img: None) -> None:
+            self._inputs[step] = _StepInput(x, None, None)
+
+        return self.synthesis(ws, first_step=start, x=x, before_step=keep)
+
+    def _run_blocks(self, ws: torch.Tensor, start: int, x: torch.Tensor | None, img: torch.Tensor | None,
+                    noise_mode: str, generator: torch.Generator | None, on_block: BlockCallback | None) -> torch.Tensor:
+        """StyleGAN2: resume at block/step ``start``, then run the later blocks whole."""
         slices = self.synthesis.split_ws(ws.to(torch.float32))
         first_block = self.steps[start].block
         for index in range(first_block, len(self.blocks)):
@@ -144,9 +170,6 @@ class IncrementalSynthesis:
                                         first_step=self.steps[start].step if index == first_block else 0)
             if on_block is not None:
                 on_block(index, self.blocks[index].resolution, img)
-        self._ws, self._output = ws.clone(), img
-        self._enforce_budget()
-        self._record(start)
         return img
 
     def _record(self, start: int) -> None:

@@ -64,8 +64,8 @@ class Renderer:
     The fast paths, each chosen at run time and each off with a flag (the plain path,
     ``incremental=False, lean=False``, is the NVlabs reference computation):
 
-    - ``incremental``: re-run only the synthesis layers a new recipe affects (StyleGAN2,
-      batch 1; :mod:`latentstudio.engine.incremental`); pixel-identical to a full render.
+    - ``incremental``: re-run only the synthesis layers a new recipe affects (batch 1;
+      :mod:`latentstudio.engine.incremental`); pixel-identical to a full render.
     - ``lean``: the batch-1 modulated convolution that never copies weights where that
       costs more than it saves (``fused_modconv="auto"`` in :mod:`latentstudio.nets.ops`);
       equal to the reference up to float rounding.
@@ -92,9 +92,7 @@ class Renderer:
         is_stylegan2 = self.G.kind == "stylegan2"
         self._synthesis_kwargs = {"fused_modconv": "auto"} if lean and is_stylegan2 else {}
         self.incremental = (
-            IncrementalSynthesis(self.G.synthesis, cache_bytes, **self._synthesis_kwargs)
-            if incremental and is_stylegan2
-            else None
+            IncrementalSynthesis(self.G.synthesis, cache_bytes, **self._synthesis_kwargs) if incremental else None
         )
         self._full_synthesis_ms = float("inf")  # the last synthesis that ran every layer; unknown yet
 
@@ -119,13 +117,21 @@ class Renderer:
         return compose_ws(self.G, recipe, ws_a, ws_b)
 
     # -- synthesis ----------------------------------------------------------------------
-    def synthesize(self, ws: torch.Tensor, recipe: EditRecipe, on_preview: PreviewCallback | None = None) -> torch.Tensor:
-        """NCHW float image for ``ws`` with the recipe's noise and input transform."""
-        if self.incremental is not None and ws.shape[0] == 1:
+    def synthesize(self, ws: torch.Tensor, recipe: EditRecipe, on_preview: PreviewCallback | None = None,
+                   reuse: bool = True) -> torch.Tensor:
+        """NCHW float image for ``ws`` with the recipe's noise and input transform.
+
+        ``reuse=False`` runs the whole network and leaves the incremental cache alone (for
+        one-off frames such as thumbnails, which would otherwise evict the editor's).
+        """
+        if self.G.kind == "stylegan3":
+            self.G.synthesis.set_transform(recipe.translate, recipe.rotate)
+        if self.incremental is not None and reuse and ws.shape[0] == 1:
             wanted = on_preview is not None and self._full_synthesis_ms >= self.PREVIEW_MIN_FRAME_MS
             on_block = self._preview_sender(recipe, on_preview) if wanted else None
             start = time.perf_counter()
-            image = self.incremental(ws, recipe.noise_mode, recipe.noise_seed, on_block)
+            image = self.incremental(ws, recipe.noise_mode, recipe.noise_seed, on_block,
+                                     context=(recipe.translate, recipe.rotate))
             if self.incremental.stats.steps_run == self.incremental.stats.num_steps:
                 self._full_synthesis_ms = 1e3 * (time.perf_counter() - start)
             return image
@@ -133,11 +139,6 @@ class Renderer:
         if recipe.noise_mode == "random" and self.G.kind == "stylegan2":
             # A CPU generator: the same noise seed gives the same noise on every device.
             kwargs["noise_generator"] = torch.Generator().manual_seed(recipe.noise_seed)
-        if self.G.kind == "stylegan3":
-            from latentstudio.nets.stylegan3 import make_input_transform
-
-            transform = make_input_transform(recipe.translate[0], recipe.translate[1], recipe.rotate)
-            self.G.synthesis.input.transform.copy_(transform.to(self.device))
         return self.G.synthesis(ws, **kwargs)
 
     def _preview_sender(self, recipe: EditRecipe, on_preview: PreviewCallback):
@@ -172,12 +173,13 @@ class Renderer:
                         num_blocks=stats.num_blocks, steps_run=stats.steps_run, num_steps=stats.num_steps)
         return info
 
-    def render(self, recipe: EditRecipe, on_preview: PreviewCallback | None = None) -> Frame:
+    def render(self, recipe: EditRecipe, on_preview: PreviewCallback | None = None, reuse: bool = True) -> Frame:
         """Render one recipe. Never raises: errors come back as ``Frame.error``.
 
         ``on_preview(frame)`` receives an early low-resolution frame (StyleGAN2 skip
         architecture, resolution >= 32: R/4, or R/8 from 256 px) before the full frame,
         unless this renderer's last full synthesis took under ``PREVIEW_MIN_FRAME_MS``.
+        ``reuse``: see :meth:`synthesize`.
         """
         frame = Frame(recipe=recipe)
         try:
@@ -185,7 +187,7 @@ class Renderer:
                 start = time.perf_counter()
                 ws = self.compose(recipe)
                 composed = time.perf_counter()
-                raw = to_uint8(self.synthesize(ws, recipe, on_preview))[0]
+                raw = to_uint8(self.synthesize(ws, recipe, on_preview, reuse))[0]
                 done = time.perf_counter()
         except RecipeError as error:
             frame.error = str(error)
@@ -225,7 +227,7 @@ class Renderer:
         for recipe, can_batch in zip(recipes, batchable):
             if not can_batch:
                 flush()
-                frames.append(self.render(recipe))
+                frames.append(self.render(recipe, reuse=False))
                 continue
             try:
                 with torch.inference_mode():

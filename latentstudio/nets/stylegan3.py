@@ -21,6 +21,7 @@ What differs from StyleGAN2, and why:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -412,6 +413,15 @@ class SynthesisNetwork(torch.nn.Module):
         """Translate / rotate the generated image (see :func:`make_input_transform`)."""
         self.input.transform.copy_(make_input_transform(translate[0], translate[1], rotate_deg))
 
+    @property
+    def step_rows(self) -> tuple[tuple[int, ...], ...]:
+        """The ``ws`` rows read by each step of ``forward``: the input reads row 0, layer i row i + 1.
+
+        ``forward(first_step=k, x=...)`` resumes before step k from that step's input, as
+        ``SynthesisBlock`` of StyleGAN2 does, so incremental synthesis serves both.
+        """
+        return tuple((row,) for row in range(self.num_ws))
+
     def forward(
         self,
         ws: torch.Tensor,
@@ -419,18 +429,30 @@ class SynthesisNetwork(torch.nn.Module):
         force_fp32: bool = False,
         update_emas: bool = False,
         noise_generator: torch.Generator | None = None,
+        first_step: int = 0,
+        x: torch.Tensor | None = None,
+        before_step: Callable[[int, torch.Tensor | None, None], None] | None = None,
     ) -> torch.Tensor:
         """``[N, num_ws, w_dim]`` -> float32 NCHW image, roughly in [-1, 1] (not clipped).
 
         ``noise_mode`` and ``noise_generator`` are accepted so that StyleGAN2 and StyleGAN3
         generators can be called alike; StyleGAN3 has no noise inputs and ignores them.
+        ``first_step`` > 0 resumes at layer ``first_step - 1`` from its input ``x`` (see
+        ``step_rows``); ``before_step(step, x, None)`` is called before every step that runs.
         """
         assert noise_mode in _NOISE_MODES, noise_mode
         assert ws.shape[1:] == (self.num_ws, self.w_dim), ws.shape
         ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])  # (N, C0, size0, size0)
-        for layer, w in zip(self.layers, ws[1:]):
-            x = layer(x, w, force_fp32=force_fp32, update_emas=update_emas)
+        if first_step == 0:
+            if before_step is not None:
+                before_step(0, None, None)
+            x = self.input(ws[0])  # (N, C0, size0, size0)
+        assert x is not None, "resuming needs the step's input x"
+        layers = self.layers
+        for step in range(max(first_step, 1), self.num_ws):
+            if before_step is not None:
+                before_step(step, x, None)
+            x = layers[step - 1](x, ws[step], force_fp32=force_fp32, update_emas=update_emas)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.to(torch.float32)
