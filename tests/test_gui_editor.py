@@ -102,6 +102,8 @@ def test_layer_slider_changes_image_and_undo_redo_restore_identical_pixels(qtbot
     row(window, 8).mix.setValue(1.0)  # a mixing slider changes the image too
     assert window.document.recipe.mix_weights(10)[8] == 1.0
     assert not np.array_equal(wait_for_current_frame(qtbot, window), after)
+    # Layer 8 is the last conv1: only it and the last toRGB re-ran, and the status bar says so.
+    assert window.time_label.text().endswith(" ms · 2/14 layers"), window.time_label.text()
 
 
 def test_fine_from_b_is_the_engine_style_mixing(qtbot, window):

@@ -163,5 +163,7 @@ def test_thumbnails_do_not_evict_the_editor_cache(G):
     thumbnails = renderer.render_many([base.replace(seed=s) for s in range(3)])
     assert all(frame.ok for frame in thumbnails)
     n = G.num_ws
-    renderer.render(base.replace(edits=(edit(G, n - 1, n - 1, 2.0),)))
+    frame = renderer.render(base.replace(edits=(edit(G, n - 1, n - 1, 2.0),)))
     assert renderer.cache_info()["steps_run"] == 1  # only the last toRGB: the cache survived
+    assert (frame.layers_run, frame.num_layers) == (1, renderer.cache_info()["num_steps"])
+    assert thumbnails[0].layers_run is None  # one-off frames do not claim reuse

@@ -29,7 +29,8 @@ class Frame:
     ``image`` is ``H x W x 3`` uint8 (grayscale models are repeated to 3 channels; ``raw``
     keeps the model's own channel count for export). ``timings`` holds milliseconds.
     ``preview`` frames are low-resolution partial images scaled up to full size, sent
-    while the full frame is still being computed.
+    while the full frame is still being computed. ``layers_run`` / ``num_layers``: how many
+    synthesis layers this frame re-ran, of how many (equal without incremental synthesis).
     """
 
     recipe: EditRecipe
@@ -39,6 +40,8 @@ class Frame:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     preview: bool = False
+    layers_run: int | None = None
+    num_layers: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -196,6 +199,8 @@ class Renderer:
             frame.error = f"render failed: {type(error).__name__}: {error}"
             return frame
         frame.ws, frame.raw, frame.image = ws, raw, as_rgb(raw)
+        if self.incremental is not None and reuse:
+            frame.layers_run, frame.num_layers = self.incremental.stats.steps_run, self.incremental.stats.num_steps
         frame.timings = {"compose_ms": 1e3 * (composed - start), "synthesis_ms": 1e3 * (done - composed), "total_ms": 1e3 * (done - start)}
         return frame
 

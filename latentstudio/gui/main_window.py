@@ -191,6 +191,8 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("")
         self.time_label = QLabel("")
         self.time_label.setMinimumWidth(110)
+        self.time_label.setToolTip("Render time of the frame on screen, and how many synthesis layers it re-ran "
+                                   "when an edit reached only the last ones")
         for label in (self.model_label, self.device_label, self.time_label):
             bar.addPermanentWidget(label)
 
@@ -467,7 +469,10 @@ class MainWindow(QMainWindow):
             self.time_label.setText(f"preview {frame.timings.get('total_ms', 0):.0f} ms")
             return
         self.frame = frame
-        self.time_label.setText(f"{frame.timings.get('total_ms', 0):.0f} ms")
+        text = f"{frame.timings.get('total_ms', 0):.0f} ms"
+        if frame.layers_run is not None and frame.layers_run < frame.num_layers:
+            text += f" · {frame.layers_run}/{frame.num_layers} layers"
+        self.time_label.setText(text)
         self.frameShown.emit(frame)
 
     def _on_busy(self, busy: bool) -> None:
