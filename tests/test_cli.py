@@ -93,3 +93,13 @@ def test_bench_renderer_times_each_path_on_the_same_weights():
     assert all(0 < t < 60_000 for t in times)
     assert [name for name, _ in result.rows][:4] == ["full frame, plain", "full frame, fast",
                                                        "edit, top 2 ws (last 2 layers)", "edit, last 2 blocks"]
+
+
+def test_unusable_device_and_sizes_are_one_line_errors(tmp_path, capsys):
+    assert main(["render", str(FIXTURES / "sg2_skip32.pkl"), "--device", "banana", "--outdir", str(tmp_path)]) == 2
+    assert "'banana' is not a device name" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["render", str(FIXTURES / "sg2_skip32.pkl"), "--device", "cuda", "--outdir", str(tmp_path)]) == 2
+        assert "CUDA is not available here" in capsys.readouterr().err
+    assert main(["bench", "--sizes", "0,64"]) == 2
+    assert "0 is not a power of two" in capsys.readouterr().err

@@ -60,6 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from latentstudio.io.errors import ModelLoadError
 
     try:
+        if getattr(args, "device", None):
+            from latentstudio.io.loader import check_device
+
+            try:
+                check_device(args.device)
+            except ValueError as error:
+                raise CliError(str(error)) from None
         return int(args._run(args) or 0)
     except (CliError, ModelLoadError) as error:
         print(f"latentstudio {args.command}: error: {error}", file=sys.stderr)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from latentstudio.cli import CliError
 from latentstudio.cli.ranges import parse_int_list
 
 
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"device {args.device} ({device}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if args.model:
         G = load_model(args.model, device=args.device)
+    elif bad := [size for size in args.sizes if size < 8 or size & (size - 1)]:
+        raise CliError(f"--sizes: {', '.join(map(str, bad))} is not a power of two of 8 or more")
         targets = [(G.info.name, G)]
     else:
         precision = "fp16" if args.fp16 else "fp32"

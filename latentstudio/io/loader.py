@@ -29,6 +29,22 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, or a ``ValueError`` saying why it cannot be used here."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{device!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("CUDA is not available here (no NVIDIA GPU, or a CPU-only PyTorch build); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"there is no {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("MPS (Apple GPU) is not available here; use --device cpu")
+    return device
+
+
 def load_networks(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> dict[str, nn.Module]:
     """Every network in the file by name (``G``, ``D``, ``G_ema``), in eval mode.
 
