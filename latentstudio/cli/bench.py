@@ -27,12 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from latentstudio.bench import bench_renderer, cold_start_ms, config_f_generator
     from latentstudio.io import load_model
 
+    bad_sizes = [size for size in args.sizes if size < 8 or size & (size - 1)]
+    if bad_sizes and not args.model:
+        raise CliError(f"--sizes: {', '.join(map(str, bad_sizes))} is not a power of two of 8 or more")
     device = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else platform.processor() or platform.machine()
     print(f"device {args.device} ({device}), torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
     if args.model:
         G = load_model(args.model, device=args.device)
-    elif bad := [size for size in args.sizes if size < 8 or size & (size - 1)]:
-        raise CliError(f"--sizes: {', '.join(map(str, bad))} is not a power of two of 8 or more")
         targets = [(G.info.name, G)]
     else:
         precision = "fp16" if args.fp16 else "fp32"
