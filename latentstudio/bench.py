@@ -123,9 +123,11 @@ def bench_renderer(G: nn.Module, label: str, repeats: int = 5, class_index: int 
     vector = np.random.RandomState(0).randn(G.w_dim)
     vector = tuple(vector / np.linalg.norm(vector))
     blocks = getattr(G.synthesis, "blocks", None)
-    if blocks:  # the rows read only by the last two blocks
+    if blocks and len(blocks) >= 2:  # the rows read only by the last two blocks
         wider_first_row = list(itertools.accumulate((b.num_conv for b in blocks[:-1]), initial=0))[-2] + 1
         wider_label = "edit, last 2 blocks"
+    elif blocks:  # a 4 px network: one block
+        wider_first_row, wider_label = 0, "edit, every layer"
     else:  # a chain of layers (StyleGAN3)
         wider_first_row, wider_label = G.num_ws - 4, "edit, last 4 layers"
     for editor in editors:

@@ -167,3 +167,51 @@ def test_thumbnails_do_not_evict_the_editor_cache(G):
     assert renderer.cache_info()["steps_run"] == 1  # only the last toRGB: the cache survived
     assert (frame.layers_run, frame.num_layers) == (1, renderer.cache_info()["num_steps"])
     assert thumbnails[0].layers_run is None  # one-off frames do not claim reuse
+
+
+def test_stylegan3_ignores_random_noise_and_still_reuses_layers():
+    """StyleGAN3 has no noise inputs: a random-noise recipe renders, and restarts stay exact."""
+    G3 = load_model(FIXTURES / "sg3t_32.pkl", device="cpu")
+    fast, plain = Renderer(G3), Renderer(G3, incremental=False)
+    base = EditRecipe(seed=1, noise_mode="random", noise_seed=3)
+    fast.render(base)
+    recipe = base.replace(edits=(edit(G3, G3.num_ws - 2, G3.num_ws - 1, 2.0),), noise_seed=4)
+    a, b = fast.render(recipe), plain.render(recipe)
+    assert a.ok and b.ok and np.array_equal(a.raw, b.raw)
+    assert fast.cache_info()["steps_run"] == 2  # a new noise seed changes nothing here
+
+
+def test_a_failed_frame_leaves_no_half_updated_cache(G):
+    """If a frame fails part-way (an exception in a callback, out of memory), the next frame
+    must not resume from that frame's layer inputs."""
+    from latentstudio.engine.recipe import compose_ws
+
+    incremental = Renderer(G).incremental
+    first = EditRecipe(seed=1, class_index=0)
+    ws = compose_ws(G, first)
+    with torch.inference_mode():
+        incremental(ws)
+        changed = compose_ws(G, first.replace(seed=2))
+
+        def fail(index, resolution, img):
+            if index == len(incremental.blocks) - 1:  # after the last block ran: its inputs are new
+                raise RuntimeError("out of memory")
+
+        with pytest.raises(RuntimeError):
+            incremental(changed, on_block=fail)
+        fine = ws.clone()
+        fine[:, -1] += 1.0  # the first frame's ws with its top row changed: a late restart
+        got = incremental(fine)
+        expected = G.synthesis(fine, noise_mode="const", fused_modconv="auto")
+    assert torch.equal(got, expected)
+
+
+def test_plain_arithmetic_is_kept_when_lean_is_off(G):
+    recipe = EditRecipe(seed=3, class_index=1)
+    frame = Renderer(G, incremental=True, lean=False).render(recipe)
+    from latentstudio.engine.recipe import compose_ws
+    from latentstudio.engine.renderer import to_uint8
+
+    with torch.inference_mode():
+        reference = to_uint8(G.synthesis(compose_ws(G, recipe), noise_mode="const"))[0]
+    assert np.array_equal(frame.raw, reference)

@@ -271,8 +271,31 @@ def test_derived_weights_are_kept_per_parameter_and_released_with_it():
     assert ops.derived(weight.detach(), "flip", flipped) is not first  # not a parameter: never kept
     view = ops.derived(weight, "view", lambda w: w[:2])  # shares the weight's memory: not kept
     assert view.data_ptr() == weight.data_ptr()
+    weight.data.mul_(2)  # `.data` has its own version counter: invisible to the cache ...
+    stale = ops.derived(weight, "flip", flipped)
+    assert not torch.equal(stale, weight.flip([2, 3])) and len(calls) == 3  # 3: the detached call above
+    ops.forget_derived()  # ... so such code says so
+    assert torch.equal(ops.derived(weight, "flip", flipped), weight.flip([2, 3])) and len(calls) == 4
 
     alive = weakref.ref(weight)
-    del weight, first, view
+    del weight, first, view, stale
     gc.collect()
     assert alive() is None  # the cache does not keep a parameter alive
+
+
+def test_lean_synthesis_has_the_reference_gradients():
+    """The lean path works in place only where autograd does not need the values: with ws
+    requiring a gradient (projection, path length) backward runs and agrees with the reference."""
+    torch.manual_seed(0)
+    G = Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=32, img_channels=3, channel_base=256,
+                  channel_max=32, mapping_kwargs=dict(num_layers=2)).eval().requires_grad_(False)
+    with torch.no_grad():
+        for name, parameter in G.named_parameters():
+            if name.endswith("noise_strength"):
+                parameter.fill_(0.5)
+    grads = []
+    for mode in ("auto", True):
+        ws = torch.randn(1, G.num_ws, G.w_dim, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        G.synthesis(ws, noise_mode="const", fused_modconv=mode).square().sum().backward()
+        grads.append(ws.grad)
+    assert _max_err(grads[0], grads[1]) < 1e-4 * grads[1].abs().max().item()

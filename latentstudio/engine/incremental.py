@@ -33,10 +33,6 @@ class _StepInput:
     img: torch.Tensor | None
     noise_state: torch.Tensor | None
 
-    @property
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.x, self.img, self.noise_state) if t is not None)
-
 
 @dataclass(frozen=True)
 class _Step:
@@ -71,7 +67,7 @@ class IncrementalSynthesis:
     layer at or before the needed one.
     """
 
-    def __init__(self, synthesis: nn.Module, max_bytes: int = 512 * 2**20, fused_modconv: bool | str = "auto"):
+    def __init__(self, synthesis: nn.Module, max_bytes: int = 512 * 2**20, fused_modconv: bool | str | None = "auto"):
         self.synthesis = synthesis
         self.fused_modconv = fused_modconv
         self.max_bytes = max_bytes
@@ -116,6 +112,8 @@ class IncrementalSynthesis:
         input transform): when it changes, nothing is reused.
         """
         assert ws.shape[0] == 1, "incremental synthesis is for batch 1"
+        if self._chain:
+            noise_mode, noise_seed = "none", 0  # StyleGAN3 has no noise inputs: nothing to key on or draw
         key = (noise_mode, noise_seed if noise_mode == "random" else None, ws.device, ws.dtype, ws.shape, context)
         start = 0
         if key == self._key and self._ws is not None:
@@ -138,10 +136,14 @@ class IncrementalSynthesis:
                 generator.manual_seed(noise_seed)
         x, img = (None, None) if start == 0 else (self._inputs[start].x, self._inputs[start].img)
 
-        if self._chain:
-            img = self._run_chain(ws, start, x)
-        else:
-            img = self._run_blocks(ws, start, x, img, noise_mode, generator, on_block)
+        try:
+            if self._chain:
+                img = self._run_chain(ws, start, x)
+            else:
+                img = self._run_blocks(ws, start, x, img, noise_mode, generator, on_block)
+        except BaseException:
+            self.clear()  # the cache now mixes this frame's layer inputs with the last frame's
+            raise
         self._ws, self._output = ws.clone(), img
         self._enforce_budget()
         self._record(start)
@@ -179,12 +181,21 @@ class IncrementalSynthesis:
         self.stats.steps_run = len(self.steps) - start
 
     def _enforce_budget(self) -> None:
-        total = 0
+        """Keep layer inputs from the last layer back while they fit in ``max_bytes``.
+
+        Adjacent steps share tensors (a toRGB step and the next block's conv0 read the same
+        ``x``; several steps the same ``img``), so memory is counted once per tensor.
+        """
+        total, counted = 0, set()
         for index in sorted(self._inputs, reverse=True):
-            size = self._inputs[index].nbytes
+            tensors = [t for t in (self._inputs[index].x, self._inputs[index].img) if t is not None]
+            noise = self._inputs[index].noise_state
+            size = sum(t.numel() * t.element_size() for t in tensors if t.data_ptr() not in counted)
+            size += noise.numel() if noise is not None else 0
             if total + size > self.max_bytes and index != 0:
                 del self._inputs[index]
             else:
                 total += size
+                counted.update(t.data_ptr() for t in tensors)
         self._inputs.setdefault(0, _StepInput(None, None, None))
         self.stats.cached_bytes = total

@@ -94,8 +94,10 @@ class Renderer:
         self._mapped: OrderedDict[tuple[int, int | None], torch.Tensor] = OrderedDict()
         is_stylegan2 = self.G.kind == "stylegan2"
         self._synthesis_kwargs = {"fused_modconv": "auto"} if lean and is_stylegan2 else {}
+        # fused_modconv=None: the blocks' own default, the reference computation when not lean.
         self.incremental = (
-            IncrementalSynthesis(self.G.synthesis, cache_bytes, **self._synthesis_kwargs) if incremental else None
+            IncrementalSynthesis(self.G.synthesis, cache_bytes, self._synthesis_kwargs.get("fused_modconv"))
+            if incremental else None
         )
         self._full_synthesis_ms = float("inf")  # the last synthesis that ran every layer; unknown yet
 

@@ -42,8 +42,9 @@ def derived(weight: torch.Tensor, kind: object, make: Callable[[torch.Tensor], t
     when no gradient must flow to them. An entry is dropped when its parameter is freed and
     recomputed when the parameter changes: in place (an optimizer step, ``load_state_dict``:
     the version counter moves) or by a new storage (``.to()``: the data pointer moves).
-    A result that shares the weight's memory (a view) is returned but not kept: keeping it
-    would keep the parameter alive.
+    Writing through ``param.data`` moves neither, as PyTorch gives ``.data`` its own version
+    counter: after such edits call :func:`forget_derived`. A result that shares the weight's
+    memory (a view) is returned but not kept: keeping it would keep the parameter alive.
     """
     if not isinstance(weight, torch.nn.Parameter) or (weight.requires_grad and torch.is_grad_enabled()):
         return make(weight)
@@ -61,6 +62,11 @@ def derived(weight: torch.Tensor, kind: object, make: Callable[[torch.Tensor], t
         return value
     _DERIVED[key] = (weakref.ref(weight, lambda _, key=key: _DERIVED.pop(key, None)), version, weight.data_ptr(), value)
     return value
+
+
+def forget_derived() -> None:
+    """Drop every tensor :func:`derived` keeps (needed only after writing weights via ``.data``)."""
+    _DERIVED.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,12 +312,13 @@ def bias_act(
         inplace: overwrite ``x`` (which the caller owns, e.g. a fresh conv output) instead of
             allocating a tensor per step. Same values; for big activations it saves most of
             the time, since each fresh buffer of 32 MB or more is new memory to page in.
+            Ignored while autograd records ``x`` (the backward pass needs the intermediates).
     """
     spec = ACTIVATIONS[act]
     alpha = float(spec.def_alpha if alpha is None else alpha)
     gain = float(spec.def_gain if gain is None else gain)
     assert clamp is None or clamp >= 0
-    if inplace and act in ("linear", "lrelu"):
+    if inplace and act in ("linear", "lrelu") and not (torch.is_grad_enabled() and x.requires_grad):
         if b is not None:
             assert b.ndim == 1 and b.shape[0] == x.shape[dim]
             x.add_(b.reshape([-1 if i == dim else 1 for i in range(x.ndim)]))
