@@ -38,14 +38,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def median_ms(run: Callable[[int], object], device: torch.device, repeats: int, warmup: int = 2) -> float:
-    """Median wall time of ``run(i)`` in milliseconds (``i`` lets each call differ)."""
-    return interleaved_median_ms([run], device, repeats, warmup)[0]
-
-
 def interleaved_median_ms(runs: Sequence[Callable[[int], object]], device: torch.device, repeats: int,
                           warmup: int = 2) -> list[float]:
-    """Median wall time of each ``run(i)`` in milliseconds, the runs taking turns (a, b, a, b, ...).
+    """Median wall time of each ``run(i)`` in milliseconds (``i`` lets each call differ), the
+    runs taking turns (a, b, a, b, ...).
 
     Taking turns matters on a shared or throttling machine: load that drifts during the
     measurement then slows every run alike, so the ratios between them stay honest.
@@ -69,8 +65,8 @@ class RenderBench:
     label: str
     plain_ms: float
     fast_ms: float
-    last_block_edit_ms: float
-    last_two_blocks_edit_ms: float  # StyleGAN3, which has no blocks: the last four layers
+    top_rows_edit_ms: float  # the top two ws rows
+    wider_edit_ms: float  # the last two blocks (StyleGAN3, which has no blocks: the last four layers)
     preview_ms: float | None
     wider_edit_label: str = "edit, last 2 blocks"
     no_preview_reason: str = ""
@@ -80,8 +76,8 @@ class RenderBench:
         rows = [
             ("full frame, plain", f"{self.plain_ms:8.1f} ms   ({1e3 / self.plain_ms:.1f} frames/s)"),
             ("full frame, fast", f"{self.fast_ms:8.1f} ms   plain/fast = {self.plain_ms / self.fast_ms:5.2f}x   ({1e3 / self.fast_ms:.1f} frames/s)"),
-            ("edit, top 2 ws (last 2 layers)", f"{self.last_block_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_block_edit_ms:5.2f}x"),
-            (self.wider_edit_label, f"{self.last_two_blocks_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.last_two_blocks_edit_ms:5.2f}x"),
+            ("edit, top 2 ws (last 2 layers)", f"{self.top_rows_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.top_rows_edit_ms:5.2f}x"),
+            (self.wider_edit_label, f"{self.wider_edit_ms:8.1f} ms   full plain/edit = {self.plain_ms / self.wider_edit_ms:5.2f}x"),
         ]
         if self.preview_ms is not None:
             rows.append(("first preview", f"{self.preview_ms:8.1f} ms   preview/full fast = {self.preview_ms / self.fast_ms:5.2f}"))
@@ -139,7 +135,7 @@ def bench_renderer(G: nn.Module, label: str, repeats: int = 5, class_index: int 
             return check(editor.render(base.replace(edits=(edit,))))
         return run
 
-    plain_ms, fast_ms, last_block_ms, last_two_blocks_ms = interleaved_median_ms(
+    plain_ms, fast_ms, top_rows_ms, wider_ms = interleaved_median_ms(
         [lambda i: check(plain.render(base.replace(seed=100 + i))), fast_frame,
          edit_from(editors[0], G.num_ws - 2), edit_from(editors[1], wider_first_row)],
         device, repeats)
@@ -148,7 +144,7 @@ def bench_renderer(G: nn.Module, label: str, repeats: int = 5, class_index: int 
         no_preview = f"none (sent only when a full frame takes {Renderer.PREVIEW_MIN_FRAME_MS:.0f} ms or more)"
     else:
         no_preview = "none (previews need StyleGAN2's skip architecture, 32 px or more)"
-    return RenderBench(label, plain_ms, fast_ms, last_block_ms, last_two_blocks_ms, preview_ms, wider_label, no_preview)
+    return RenderBench(label, plain_ms, fast_ms, top_rows_ms, wider_ms, preview_ms, wider_label, no_preview)
 
 
 def cold_start_ms(model: str) -> float:

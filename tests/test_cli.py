@@ -89,7 +89,7 @@ def test_bench_renderer_times_each_path_on_the_same_weights():
     from latentstudio.bench import bench_renderer
 
     result = bench_renderer(load_model(FIXTURES / "sg2_skip32.pkl", device="cpu"), "skip32", repeats=2)
-    times = (result.plain_ms, result.fast_ms, result.last_block_edit_ms, result.last_two_blocks_edit_ms)
+    times = (result.plain_ms, result.fast_ms, result.top_rows_edit_ms, result.wider_edit_ms)
     assert all(0 < t < 60_000 for t in times)
     assert [name for name, _ in result.rows][:4] == ["full frame, plain", "full frame, fast",
                                                        "edit, top 2 ws (last 2 layers)", "edit, last 2 blocks"]

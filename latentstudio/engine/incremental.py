@@ -76,12 +76,13 @@ class IncrementalSynthesis:
         self._chain = not hasattr(synthesis, "blocks")
         self.blocks = [synthesis] if self._chain else list(synthesis.blocks)
         self.steps: list[_Step] = []
+        self._first_step_of_block: list[int] = []  # index into steps of each block's first step
         w_idx = 0
         for index, block in enumerate(self.blocks):
+            self._first_step_of_block.append(len(self.steps))
             for step, rows in enumerate(block.step_rows):
                 self.steps.append(_Step(index, step, tuple(w_idx + row for row in rows)))
             w_idx += 0 if self._chain else block.num_conv
-        self._first_step_of_block = {s.block: i for i, s in reversed(list(enumerate(self.steps)))}
         self.stats = CacheStats(num_blocks=len(self.blocks), num_steps=len(self.steps))
         self.clear()
 
