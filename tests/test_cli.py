@@ -73,7 +73,7 @@ def test_python_dash_m_entry_point():
 
 @pytest.mark.parametrize("text, expected", [("0-3,7", [0, 1, 2, 3, 7]), ("5", [5]), ("2-2,2", [2])])
 def test_seed_ranges(text, expected):
-    from latentstudio.cli.ranges import parse_int_list
+    from latentstudio.engine.ranges import parse_int_list
 
     assert parse_int_list(text) == expected
 

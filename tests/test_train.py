@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from latentstudio.cli import build_parser, main
-from latentstudio.cli.train import options_from_args
+from latentstudio.train.command import options_from_args
 from latentstudio.data.errors import DatasetError
 from latentstudio.io import load_model, load_networks
 from latentstudio.train import augment, losses

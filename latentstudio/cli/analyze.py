@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from latentstudio.cli.ranges import parse_int_list
+from latentstudio.cli.arguments import int_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("directions", help="direction set (.npz from 'latentstudio directions')")
     parser.add_argument("--outdir", default="report", help="output folder (default report)")
     parser.add_argument("--max-directions", type=int, default=10, help="analyse the first N directions (default 10)")
-    parser.add_argument("--seeds", type=parse_int_list, default=[0, 1, 2, 3], help="seeds for the layer sensitivity (default 0-3)")
+    parser.add_argument("--seeds", type=int_list, default=[0, 1, 2, 3], help="seeds for the layer sensitivity (default 0-3)")
     parser.add_argument("--grid-seed", type=int, default=0, help="seed shown in the direction grid (default 0)")
     parser.add_argument("--strength", type=float, default=3.0, help="edit strength in sigma (default 3)")
     parser.add_argument("--ppl-samples", type=int, default=64, help="perceptual path length samples, 0 to skip (default 64)")

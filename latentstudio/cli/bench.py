@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 
 from latentstudio.cli import CliError
-from latentstudio.cli.ranges import parse_int_list
+from latentstudio.cli.arguments import int_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("bench", help="measure rendering speed (fast paths vs the plain reference path)")
     parser.add_argument("model", nargs="?", help="a model file; without it, random config-f generators at --sizes")
-    parser.add_argument("--sizes", type=parse_int_list, default=[64, 128, 256], help="resolutions without MODEL (default 64,128,256)")
+    parser.add_argument("--sizes", type=int_list, default=[64, 128, 256], help="resolutions without MODEL (default 64,128,256)")
     parser.add_argument("--repeats", type=int, default=5, help="timed frames per measurement (median)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     parser.add_argument("--fp16", action="store_true",

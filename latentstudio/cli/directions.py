@@ -5,7 +5,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from latentstudio.cli.ranges import parse_layer_range
+from latentstudio.cli.arguments import layer_range
 
 METHODS = ("pca", "sefa", "svm", "logistic", "linear")
 
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--num", type=int, default=20, help="number of directions for pca / sefa (default 20)")
     parser.add_argument("--samples", type=int, default=None,
                         help="sampled W for PCA / for the sigma calibration (default 100000 for pca, 10000 otherwise)")
-    parser.add_argument("--layers", type=parse_layer_range, default=None, metavar="FIRST-LAST",
+    parser.add_argument("--layers", type=layer_range, default=None, metavar="FIRST-LAST",
                         help="layer range: the edits' default range; for sefa also the layers factorised (default all)")
     parser.add_argument("--labels", default=None, metavar="FILE",
                         help="for svm / logistic / linear: a CSV of 'seed,label' rows, or an .npz with 'latents' [N, w_dim] and 'labels' [N]")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from latentstudio.cli.ranges import parse_int_list
+from latentstudio.cli.arguments import int_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("render", help="render seeds to PNG files that embed their edit recipe")
     parser.add_argument("model", help="model file")
-    parser.add_argument("--seeds", type=parse_int_list, default=[0], help="seeds, e.g. 0-7,42 (default 0)")
+    parser.add_argument("--seeds", type=int_list, default=[0], help="seeds, e.g. 0-7,42 (default 0)")
     parser.add_argument("--trunc", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
     parser.add_argument("--trunc-cutoff", type=int, default=None, metavar="N", help="truncate only the first N layers")
     parser.add_argument("--class", dest="class_index", type=int, default=None, metavar="K", help="class for conditional models")

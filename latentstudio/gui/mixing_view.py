@@ -6,8 +6,6 @@ rendered as one background batch and can be exported as a single PNG.
 """
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 from PySide6.QtWidgets import (
     QComboBox,
@@ -19,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from latentstudio.cli.ranges import parse_int_list
+from latentstudio.engine.ranges import RangeSyntaxError, parse_int_list
 from latentstudio.engine.export import make_grid
 from latentstudio.engine.recipe import EditRecipe
 from latentstudio.gui.document import EditorDocument
@@ -122,7 +120,7 @@ class MixingView(QWidget):
         try:
             seeds_a = parse_int_list(self.seeds_a.text())[:MAX_SOURCES]
             seeds_b = parse_int_list(self.seeds_b.text())[:MAX_SOURCES]
-        except argparse.ArgumentTypeError as error:
+        except RangeSyntaxError as error:
             self.status.setText(str(error))
             return
         info = model.info

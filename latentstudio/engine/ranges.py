@@ -1,7 +1,13 @@
-"""Parsing of the integer lists and ranges the CLI accepts (``0-7,42``, ``0-5``)."""
+"""Parsing the integer lists and ranges people type (``0-7,42`` seeds, ``0-5`` layers).
+
+Here, below the CLI, because the GUI's text fields accept the same syntax; the CLI wraps
+these for argparse (:mod:`latentstudio.cli.arguments`).
+"""
 from __future__ import annotations
 
-import argparse
+
+class RangeSyntaxError(ValueError):
+    """The text is not a list of integers and ranges; the message says which part is wrong."""
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -16,14 +22,16 @@ def parse_int_list(text: str) -> list[int]:
                 split_at = part.index("-", 1)
                 first, last = int(part[:split_at]), int(part[split_at + 1 :])
                 if last < first:
-                    raise argparse.ArgumentTypeError(f"range {part!r} ends before it starts")
+                    raise RangeSyntaxError(f"range {part!r} ends before it starts")
                 values.extend(range(first, last + 1))
             else:
                 values.append(int(part))
+        except RangeSyntaxError:
+            raise
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{part!r} is not an integer or a range like 0-7") from None
+            raise RangeSyntaxError(f"{part!r} is not an integer or a range like 0-7") from None
     if not values:
-        raise argparse.ArgumentTypeError(f"{text!r} names no integers")
+        raise RangeSyntaxError(f"{text!r} names no integers")
     return list(dict.fromkeys(values))
 
 
