@@ -19,8 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("model", help="model file")
     parser.add_argument("photos", nargs="+", metavar="PHOTO", help="photos (JPEG, PNG, WebP, TIFF, BMP, GIF)")
     parser.add_argument("--outdir", required=True, help="output folder; each photo gets DIR/<photo stem>/")
-    parser.add_argument("--space", choices=("w", "w+", "w-then-w+"), default="w+",
-                        help="w: one latent for all layers; w+: one per layer (closest); w-then-w+: w first, then per layer (default w+)")
+    parser.add_argument("--space", choices=("w", "w+", "w-then-w+"), default="w-then-w+",
+                        help="w: one latent for all layers (NVlabs); w+: one per layer; w-then-w+: w for half the steps, then per layer "
+                             "(default: the closest of the three, measured)")
     parser.add_argument("--steps", type=_non_negative, default=500, help="optimisation steps (default 500)")
     parser.add_argument("--loss", choices=("auto", "lpips", "discriminator", "pixel"), default="auto",
                         help="auto: LPIPS if VGG16 weights are on this machine, else the model's discriminator if the file has one, else pixels")

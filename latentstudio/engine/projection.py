@@ -46,11 +46,14 @@ from latentstudio.engine.renderer import Renderer, to_uint8
 
 SPACES = ("w", "w+", "w-then-w+")
 DEFAULT_STEPS = 500
+DEFAULT_SPACE = "w-then-w+"  # the closest reconstructions of the three (benchmarks/RESULTS.md)
 # Base learning rates per space (Adam), measured on the default model's own images.
 LEARNING_RATES = {"w": 0.1, "w+": 0.05}
 W_PHASE = 0.5  # w-then-w+: the share of the steps spent in W
 NOISE_RAMP = 0.75  # the w noise reaches zero at this share of the run (NVlabs)
-INITIAL_W_NOISE = 0.05  # times the spread of sampled w (NVlabs)
+# Noise added to w at the start, times the spread of sampled w: NVlabs' 0.05 in W (it helps
+# the single w out of poor starts); none in W+, where it measured worse (benchmarks/RESULTS.md).
+W_NOISE = {"w": 0.05, "w+": 0.0}
 NOISE_REGULARIZE = 1e5  # weight of the noise regulariser (NVlabs)
 W_SAMPLES = 10_000
 
@@ -162,7 +165,7 @@ class ProjectionObjective:
 
     def __init__(self, synthesis: torch.nn.Module, num_ws: int, start: torch.Tensor, loss, w_spread: float,
                  lr: float, noise: list[torch.Tensor], seed: int, step_offset: int, total_steps: int,
-                 w_noise: float = INITIAL_W_NOISE, noise_ramp: float = NOISE_RAMP, noise_weight: float = NOISE_REGULARIZE):
+                 w_noise: float = 0.0, noise_ramp: float = NOISE_RAMP, noise_weight: float = NOISE_REGULARIZE):
         self.synthesis, self.num_ws, self.loss = synthesis, num_ws, loss
         self.w = trainable_copy(start)  # [1, 1 or num_ws, w_dim]
         self.noise, self.noise_weight = noise, noise_weight
@@ -201,14 +204,14 @@ class ProjectionObjective:
 def project(
     G: torch.nn.Module,
     target: np.ndarray,
-    space: str = "w+",
+    space: str = DEFAULT_SPACE,
     steps: int = DEFAULT_STEPS,
     loss: str = "auto",
     D: torch.nn.Module | None = None,
     vgg16: str | None = None,
     lr: float | None = None,
     optimize_noise: bool = False,
-    w_noise: float = INITIAL_W_NOISE,
+    w_noise: float | None = None,
     seed: int = 0,
     class_index: int | None = None,
     callback: Callable[[Progress], None] | None = None,
@@ -219,7 +222,8 @@ def project(
 
     ``loss``: ``"auto"``, ``"lpips"``, ``"discriminator"`` (needs ``D``) or ``"pixel"``
     (:func:`~latentstudio.engine.projection_losses.choose_loss`); ``vgg16``: a path to
-    torchvision's VGG16 weights. ``callback`` gets a :class:`Progress` every ``every`` steps
+    torchvision's VGG16 weights. ``w_noise``: the starting w noise (times the spread of
+    sampled w), by default :data:`W_NOISE` of each phase's space. ``callback`` gets a :class:`Progress` every ``every`` steps
     (its ``step`` / ``total`` count the whole run across phases); ``should_stop()`` cancels,
     and a cancelled run still returns the latent it reached. ``seed`` fixes the w noise and
     the sampling of ``w`` statistics, so a run is reproducible.
@@ -251,7 +255,7 @@ def project(
         if phase_space == "w+" and w.shape[1] == 1:
             w = w.expand(-1, G.num_ws, -1)
         objective = ProjectionObjective(model.synthesis, G.num_ws, w, image_loss, spread, phase_lr, buffers, seed + done,
-                                        done, steps, w_noise=w_noise)
+                                        done, steps, w_noise=W_NOISE[phase_space] if w_noise is None else w_noise)
         result = optimize(objective, phase_steps, phase_lr, ramp_schedule(), _offset(callback, done, steps, start),
                           every, should_stop)
         history += result.history
@@ -270,7 +274,9 @@ def project(
                         seconds=seconds, history=history, image=image, target=target_pixels,
                         psnr=psnr_uint8(image, target_pixels), ssim=ssim_uint8(image, target_pixels),
                         class_index=class_index, model=getattr(getattr(G, "info", None), "fingerprint", None),
-                        settings={"lr": [p[2] for p in phases], "optimize_noise": optimize_noise, "w_noise": w_noise, "seed": seed})
+                        settings={"phases": [p[0] for p in phases], "lr": [p[2] for p in phases],
+                                  "w_noise": [W_NOISE[p[0]] if w_noise is None else w_noise for p in phases],
+                                  "optimize_noise": optimize_noise, "seed": seed})
     if optimize_noise:
         with torch.no_grad():
             result.noise_image = to_uint8(model.synthesis(latent.to(start_w.device), noise_mode="const"))[0]

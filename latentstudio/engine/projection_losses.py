@@ -184,15 +184,16 @@ class VGG16Features(nn.Module):
 
 
 def find_vgg16(path: str | os.PathLike | None = None) -> Path | None:
-    """Where torchvision's VGG16 weights are on this machine: ``path``, ``$LATENTSTUDIO_VGG16``,
-    or the torch hub cache; ``None`` when they are nowhere (nothing is downloaded)."""
-    candidates = [path, os.environ.get(VGG16_ENV)]
-    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE)
-    for candidate in candidates:
+    """Where torchvision's VGG16 weights are on this machine: ``path`` when given (it must
+    exist), else ``$LATENTSTUDIO_VGG16``, else the torch hub cache; ``None`` when they are
+    nowhere (nothing is downloaded)."""
+    if path:
+        if not Path(path).is_file():
+            raise LossUnavailable(f"{path}: no such VGG16 weights file")
+        return Path(path)
+    for candidate in (os.environ.get(VGG16_ENV), Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
-    if path:
-        raise LossUnavailable(f"{path}: no such VGG16 weights file")
     return None
 
 

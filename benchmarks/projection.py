@@ -1,0 +1,159 @@
+"""Projection quality and speed, in one command.
+
+    python benchmarks/projection.py                      # everything (about 30 min on 2 busy cores)
+    python benchmarks/projection.py --samples 5 --steps 200 --skip-speed   # a quick look
+
+Reconstruction of the models' **own** images, where the true latent is known: ``--samples``
+held-out seeds (from ``--first-seed``; the settings were tuned on seeds 100-102) of the
+default model and of a fixture that holds a discriminator, for each space and each loss that
+can run here: PSNR and SSIM of the image the *recipe* renders (the model's constant noise,
+what the editor and every export show), the distance of the found ``ws`` to the true ``ws``
+(mean per-layer L2, and relative to the mean distance between two sampled ``w``), and time.
+NVlabs' settings (W, w noise, fitted noise buffers) run as the baseline; with fitted noise
+the image with that noise is reported too. A real photograph that ships in a registry package
+(scikit-image's ``astronaut``, NASA, public domain) is aligned and projected in every space.
+Steps per second: the default model and a 256 px config-f network, 1 and 2 threads.
+
+Results go to ``benchmarks/projection_results.json`` and the figure
+``docs/projection_astronaut.png``; ``benchmarks/RESULTS.md`` quotes them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from latentstudio.bench import config_f_generator  # noqa: E402
+from latentstudio.engine.export import make_grid, save_png  # noqa: E402
+from latentstudio.engine.face_align import align_portrait  # noqa: E402
+from latentstudio.engine.photo import read_photo  # noqa: E402
+from latentstudio.engine.projection import SPACES, project, w_statistics  # noqa: E402
+from latentstudio.engine.projection_losses import find_vgg16  # noqa: E402
+from latentstudio.engine.recipe import EditRecipe, map_seed  # noqa: E402
+from latentstudio.engine.renderer import Renderer  # noqa: E402
+from latentstudio.io import load_model, load_networks  # noqa: E402
+
+NVLABS_BASELINE = dict(space="w", lr=0.1, w_noise=0.05, optimize_noise=True)
+
+
+def own_images(G, seeds):
+    renderer = Renderer(G)
+    for seed in seeds:
+        recipe = EditRecipe(seed=seed, class_index=0 if G.c_dim else None)
+        yield seed, renderer.render(recipe).raw, map_seed(G, seed, recipe.class_index, G.mapping.w_avg.device)
+
+
+def typical_w_distance(G) -> float:
+    """Mean L2 distance between two independently sampled w (the scale of ws distances)."""
+    mean, spread = w_statistics(G, 0 if G.c_dim else None, samples=2000)
+    return spread * 2**0.5
+
+
+def reconstruct(G, D, seeds, steps, configs, label):
+    rows = []
+    scale = typical_w_distance(G)
+    for name, kwargs in configs:
+        if kwargs.get("loss") == "discriminator" and D is None:
+            continue
+        psnrs, ssims, dists, seconds, noise_psnrs = [], [], [], [], []
+        for seed, image, true_ws in own_images(G, seeds):
+            result = project(G, image, steps=steps, D=D, seed=0, **kwargs)
+            psnrs.append(result.psnr)
+            ssims.append(result.ssim)
+            dists.append(float((result.latent - true_ws.cpu()).norm(dim=-1).mean()))
+            seconds.append(result.seconds)
+            if result.noise_psnr is not None:
+                noise_psnrs.append(result.noise_psnr)
+        row = {"model": label, "config": name, "space": kwargs.get("space"), "loss": result.loss.name, "steps": steps,
+               "samples": len(seeds), "psnr_mean": float(np.mean(psnrs)), "psnr_min": float(np.min(psnrs)),
+               "ssim_mean": float(np.mean(ssims)), "ws_dist": float(np.mean(dists)), "ws_dist_rel": float(np.mean(dists) / scale),
+               "seconds_mean": float(np.mean(seconds)), "steps_per_s": steps / float(np.mean(seconds)),
+               "load": os.getloadavg()[0]}
+        if noise_psnrs:
+            row["psnr_with_fitted_noise"] = float(np.mean(noise_psnrs))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def astronaut_photo() -> np.ndarray:
+    import skimage  # scikit-image's wheel ships the photo (NASA, public domain)
+
+    return read_photo(Path(skimage.__file__).parent / "data" / "astronaut.png")
+
+
+def real_photo(G, D, steps, configs, figure: Path):
+    alignment = align_portrait(astronaut_photo(), G.img_resolution)
+    rows, tiles = [], [alignment.image]
+    for name, kwargs in configs:
+        if kwargs.get("loss") == "discriminator" and D is None:
+            continue
+        result = project(G, alignment.image, steps=steps, D=D, **kwargs)
+        rows.append({"photo": "astronaut", "alignment": alignment.method, "config": name, "loss": result.loss.name,
+                     "steps": steps, "psnr": result.psnr, "ssim": result.ssim, "seconds": result.seconds,
+                     "psnr_with_fitted_noise": result.noise_psnr})
+        tiles.append(result.image)
+        print(json.dumps(rows[-1]), flush=True)
+    save_png(figure, make_grid(tiles, columns=len(tiles), padding=2, background=255))
+    return rows
+
+
+def steps_per_second(G, steps=10, threads=(1, 2)):
+    target = Renderer(G).render(EditRecipe(seed=0)).raw
+    out = {}
+    for count in threads:
+        torch.set_num_threads(count)
+        project(G, target, steps=2, loss="pixel")  # warm up
+        result = project(G, target, space="w+", steps=steps, loss="pixel")
+        out[f"{count}_threads"] = steps / result.seconds
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "assets/faces64.safetensors"))
+    parser.add_argument("--fixture", default=str(ROOT / "tests/fixtures/sg2_skip32.pkl"))
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/projection_results.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    seeds = list(range(args.first_seed, args.first_seed + args.samples))
+    losses = ["pixel", "discriminator"] + (["lpips"] if find_vgg16() else [])
+    configs = [(f"{space} {loss}", dict(space=space, loss=loss)) for space in SPACES for loss in losses]
+    configs.append(("w+ pixel, w noise 0.05 as NVlabs", dict(space="w+", loss="pixel", w_noise=0.05)))
+    configs.append(("w-then-w+ pixel, fitted noise", dict(space="w-then-w+", loss="pixel", optimize_noise=True)))
+    configs.append(("NVlabs: w, w noise, fitted noise", dict(NVLABS_BASELINE, loss="pixel")))
+    results = {"started": time.strftime("%Y-%m-%d %H:%M"), "load_at_start": os.getloadavg(), "threads": args.threads,
+               "torch": torch.__version__, "cpu_count": os.cpu_count()}
+
+    networks = load_networks(args.fixture)
+    fixture_G = load_model(args.fixture, device="cpu")
+    G = load_model(args.model, device="cpu")
+    D = load_networks(args.model)["D"] if "D" in G.info.networks else None
+    results["default_model"] = reconstruct(G, D, seeds, args.steps, configs, Path(args.model).name)
+    results["fixture"] = reconstruct(fixture_G, networks.get("D"), seeds, args.steps, configs, Path(args.fixture).name)
+    results["astronaut"] = real_photo(G, D, args.steps, configs[: len(SPACES) * len(losses)], ROOT / "docs/projection_astronaut.png")
+    if not args.skip_speed:
+        torch.set_num_threads(args.threads)
+        results["steps_per_second"] = {"default_model": steps_per_second(G), "config_f_256": steps_per_second(config_f_generator(256), steps=5)}
+        print(json.dumps(results["steps_per_second"]), flush=True)
+    results["load_at_end"] = os.getloadavg()
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
