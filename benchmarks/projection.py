@@ -1,7 +1,9 @@
 """Projection quality and speed, in one command.
 
-    python benchmarks/projection.py                      # everything (about 30 min on 2 busy cores)
-    python benchmarks/projection.py --samples 5 --steps 200 --skip-speed   # a quick look
+    python benchmarks/projection.py                            # everything, one process
+    python benchmarks/projection.py --parts default,speed &     # or two halves on two cores
+    python benchmarks/projection.py --parts fixture,photo
+    python benchmarks/projection.py --samples 5 --steps 200 --parts default   # a quick look
 
 Reconstruction of the models' **own** images, where the true latent is known: ``--samples``
 held-out seeds (from ``--first-seed``; the settings were tuned on seeds 100-102) of the
@@ -123,36 +125,47 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "assets/faces64.safetensors"))
     parser.add_argument("--fixture", default=str(ROOT / "tests/fixtures/sg2_skip32.pkl"))
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--ablation-samples", type=int, default=5, help="samples for the NVlabs-setting comparisons")
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--skip-speed", action="store_true")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/projection_results.json"))
+    parser.add_argument("--parts", default="default,fixture,photo,speed",
+                        help="which parts to run (comma-separated; run two in parallel processes on two cores)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/projection_results.json"),
+                        help="results JSON; parts run now replace their entries, others are kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    parts = set(args.parts.split(","))
     seeds = list(range(args.first_seed, args.first_seed + args.samples))
+    ablation_seeds = seeds[: args.ablation_samples]
     losses = ["pixel", "discriminator"] + (["lpips"] if find_vgg16() else [])
     configs = [(f"{space} {loss}", dict(space=space, loss=loss)) for space in SPACES for loss in losses]
-    configs.append(("w+ pixel, w noise 0.05 as NVlabs", dict(space="w+", loss="pixel", w_noise=0.05)))
-    configs.append(("w-then-w+ pixel, fitted noise", dict(space="w-then-w+", loss="pixel", optimize_noise=True)))
-    configs.append(("NVlabs: w, w noise, fitted noise", dict(NVLABS_BASELINE, loss="pixel")))
-    results = {"started": time.strftime("%Y-%m-%d %H:%M"), "load_at_start": os.getloadavg(), "threads": args.threads,
-               "torch": torch.__version__, "cpu_count": os.cpu_count()}
+    ablations = [("w+ pixel, w noise 0.05 as NVlabs", dict(space="w+", loss="pixel", w_noise=0.05)),
+                 ("w-then-w+ pixel, fitted noise", dict(space="w-then-w+", loss="pixel", optimize_noise=True)),
+                 ("NVlabs: w, w noise, fitted noise", dict(NVLABS_BASELINE, loss="pixel"))]
+    out = Path(args.out)
 
-    networks = load_networks(args.fixture)
-    fixture_G = load_model(args.fixture, device="cpu")
+    def record(part: str, value) -> None:
+        results = json.loads(out.read_text()) if out.exists() else {}  # re-read: another part may have written
+        results.setdefault("runs", {})
+        results[part] = value
+        results["runs"][part] = {"finished": time.strftime("%Y-%m-%d %H:%M"), "load_1min": os.getloadavg()[0],
+                                 "threads": args.threads, "torch": torch.__version__, "steps": args.steps}
+        out.write_text(json.dumps(results, indent=1) + "\n")
+
     G = load_model(args.model, device="cpu")
     D = load_networks(args.model)["D"] if "D" in G.info.networks else None
-    results["default_model"] = reconstruct(G, D, seeds, args.steps, configs, Path(args.model).name)
-    results["fixture"] = reconstruct(fixture_G, networks.get("D"), seeds, args.steps, configs, Path(args.fixture).name)
-    results["astronaut"] = real_photo(G, D, args.steps, configs[: len(SPACES) * len(losses)], ROOT / "docs/projection_astronaut.png")
-    if not args.skip_speed:
-        torch.set_num_threads(args.threads)
-        results["steps_per_second"] = {"default_model": steps_per_second(G), "config_f_256": steps_per_second(config_f_generator(256), steps=5)}
-        print(json.dumps(results["steps_per_second"]), flush=True)
-    results["load_at_end"] = os.getloadavg()
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    if "default" in parts:
+        record("default_model", reconstruct(G, D, seeds, args.steps, configs, Path(args.model).name)
+               + reconstruct(G, D, ablation_seeds, args.steps, ablations, Path(args.model).name))
+    if "fixture" in parts:
+        fixture_G, fixture_D = load_model(args.fixture, device="cpu"), load_networks(args.fixture).get("D")
+        record("fixture", reconstruct(fixture_G, fixture_D, seeds, args.steps, configs, Path(args.fixture).name))
+    if "photo" in parts:
+        record("astronaut", real_photo(G, D, args.steps, configs, ROOT / "docs/projection_astronaut.png"))
+    if "speed" in parts:
+        record("steps_per_second", {"default_model": steps_per_second(G), "config_f_256": steps_per_second(config_f_generator(256), steps=5)})
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

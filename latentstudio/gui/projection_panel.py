@@ -19,7 +19,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, QThread, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QFormLayout,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -158,6 +157,7 @@ class ProjectionPanel(QWidget):
         self.plot.setLogMode(y=True)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMinimumHeight(150)
         self.curve = self.plot.plot(pen=pg.mkPen("#5fb3f0", width=2))
 
@@ -175,11 +175,11 @@ class ProjectionPanel(QWidget):
         self.loss_label = QLabel("")
         self.loss_label.setObjectName("caption")
         self.loss_label.setWordWrap(True)
-        form = QFormLayout()
-        form.addRow("Latent space", self.space)
-        form.addRow("Steps", self.steps)
-        form.addRow("Loss", self.loss)
-        form.addRow("", self.loss_label)
+        form = QGridLayout()
+        for column, (text, widget) in enumerate((("Latent space", self.space), ("Steps", self.steps), ("Loss", self.loss))):
+            form.addWidget(QLabel(text), 0, 2 * column)
+            form.addWidget(widget, 0, 2 * column + 1)
+        form.addWidget(self.loss_label, 1, 0, 1, 6)
 
         self.start_button = QPushButton("Start")
         self.start_button.setDefault(True)
@@ -190,25 +190,24 @@ class ProjectionPanel(QWidget):
         self.progress = QProgressBar()
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        run_buttons = QHBoxLayout()
-        run_buttons.addWidget(self.start_button)
-        run_buttons.addWidget(self.stop_button)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.start_button)
+        run_row.addWidget(self.stop_button)
+        run_row.addWidget(self.progress, 1)
 
         settings = QGroupBox("Projection")
         settings_layout = QVBoxLayout(settings)
         settings_layout.addLayout(form)
-        settings_layout.addLayout(run_buttons)
-        settings_layout.addWidget(self.progress)
+        settings_layout.addLayout(run_row)
         settings_layout.addWidget(self.status)
-        settings_layout.addStretch(1)
 
         right = QVBoxLayout()
         right.addLayout(pair, 3)
         right.addWidget(self.plot, 2)
+        right.addWidget(settings)
         layout = QHBoxLayout(self)
-        layout.addWidget(crop_group, 4)
-        layout.addLayout(right, 4)
-        layout.addWidget(settings, 2)
+        layout.addWidget(crop_group, 1)
+        layout.addLayout(right, 1)
         self._update_buttons()
 
     # -- photo and crop ------------------------------------------------------------------
