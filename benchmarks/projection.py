@@ -131,6 +131,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--parts", default="default,fixture,photo,speed",
                         help="which parts to run (comma-separated; run two in parallel processes on two cores)")
+    parser.add_argument("--configs", default=None,
+                        help="only these configurations, ';'-separated names as printed (e.g. 'w+ pixel;w pixel')")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/projection_results.json"),
                         help="results JSON; parts run now replace their entries, others are kept")
     args = parser.parse_args()
@@ -143,13 +145,22 @@ def main() -> None:
     ablations = [("w+ pixel, w noise 0.05 as NVlabs", dict(space="w+", loss="pixel", w_noise=0.05)),
                  ("w-then-w+ pixel, fitted noise", dict(space="w-then-w+", loss="pixel", optimize_noise=True)),
                  ("NVlabs: w, w noise, fitted noise", dict(NVLABS_BASELINE, loss="pixel"))]
+    if args.configs:
+        wanted = set(args.configs.split(";"))
+        configs = [c for c in configs if c[0] in wanted]
+        ablations = [c for c in ablations if c[0] in wanted]
+    if args.ablation_samples == 0:
+        ablations = []
     out = Path(args.out)
 
     def record(part: str, value) -> None:
         results = json.loads(out.read_text()) if out.exists() else {}  # re-read: another part may have written
         results.setdefault("runs", {})
+        if isinstance(value, list):  # keep rows of other configurations (another process may run them)
+            names = {row["config"] for row in value}
+            value = [row for row in results.get(part, []) if row["config"] not in names] + value
         results[part] = value
-        results["runs"][part] = {"finished": time.strftime("%Y-%m-%d %H:%M"), "load_1min": os.getloadavg()[0],
+        results["runs"][f"{part}: {', '.join(sorted({r['config'] for r in value})) if isinstance(value, list) else ''}"] = {"finished": time.strftime("%Y-%m-%d %H:%M"), "load_1min": os.getloadavg()[0],
                                  "threads": args.threads, "torch": torch.__version__, "steps": args.steps}
         out.write_text(json.dumps(results, indent=1) + "\n")
 
