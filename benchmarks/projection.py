@@ -75,6 +75,7 @@ def reconstruct(G, D, seeds, steps, configs, label):
             seconds.append(result.seconds)
             if result.noise_psnr is not None:
                 noise_psnrs.append(result.noise_psnr)
+            print(f"  {label} {name} seed {seed}: PSNR {result.psnr:.2f} dB, {result.seconds:.1f} s", flush=True)
         row = {"model": label, "config": name, "space": kwargs.get("space"), "loss": result.loss.name, "steps": steps,
                "samples": len(seeds), "psnr_mean": float(np.mean(psnrs)), "psnr_min": float(np.min(psnrs)),
                "ssim_mean": float(np.mean(ssims)), "ws_dist": float(np.mean(dists)), "ws_dist_rel": float(np.mean(dists) / scale),
