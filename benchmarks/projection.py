@@ -88,6 +88,20 @@ def reconstruct(G, D, seeds, steps, configs, label):
     return rows
 
 
+def lively(path: str):
+    """G and D of a fixture whose mapping network spreads W like a trained one (as
+    ``tests/conftest.lively_copy``: the untrained mapping layers' lr_multiplier of 0.01 maps
+    every seed to nearly the same w, so "own images" would all be one image)."""
+    networks = load_networks(path)
+    G, D = networks["G_ema"], networks.get("D")
+    with torch.no_grad():
+        for name, parameter in G.mapping.named_parameters():
+            if name.startswith("fc"):
+                parameter.mul_(100)
+    G.info = load_model(path, device="cpu").info
+    return G, D
+
+
 def astronaut_photo() -> np.ndarray:
     import skimage  # scikit-image's wheel ships the photo (NASA, public domain)
 
@@ -171,7 +185,7 @@ def main() -> None:
         record("default_model", reconstruct(G, D, seeds, args.steps, configs, Path(args.model).name)
                + reconstruct(G, D, ablation_seeds, args.steps, ablations, Path(args.model).name))
     if "fixture" in parts:
-        fixture_G, fixture_D = load_model(args.fixture, device="cpu"), load_networks(args.fixture).get("D")
+        fixture_G, fixture_D = lively(args.fixture)
         record("fixture", reconstruct(fixture_G, fixture_D, seeds, args.steps, configs, Path(args.fixture).name))
     if "photo" in parts:
         record("astronaut", real_photo(G, D, args.steps, configs, ROOT / "docs/projection_astronaut.png"))

@@ -17,6 +17,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from latentstudio.engine.face_align import CropBox  # noqa: E402
+from latentstudio.engine.projected_w import save_projected_w  # noqa: E402
 from latentstudio.engine.recipe import EditRecipe  # noqa: E402
 from latentstudio.engine.renderer import Renderer  # noqa: E402
 from latentstudio.gui.main_window import MainWindow  # noqa: E402
@@ -108,6 +109,14 @@ def test_a_short_run_finishes_and_bad_photos_are_messages(qtbot, window, portrai
         assert panel.start()
     assert result.args[0].steps == 12 and result.args[0].reason == "done" and "PSNR" in panel.status.text()
     qtbot.waitUntil(lambda: panel.start_button.isEnabled(), timeout=WAIT_MS)
+
+    npz = save_projected_w(tmp_path / "projected_w.npz", result.args[0].latent)  # File > Open takes latents too
+    window.open_path(str(npz))
+    assert window.document.recipe.latent == result.args[0].recipe().latent
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, w=np.zeros((1, 2, 2), np.float32))
+    window.open_path(str(wrong))
+    assert "this model needs" in window.last_error
 
     bad = tmp_path / "broken.jpg"
     bad.write_text("not a photo")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ def project(
     steps: int = DEFAULT_STEPS,
     loss: str = "auto",
     D: torch.nn.Module | None = None,
-    vgg16: str | None = None,
+    vgg16: str | os.PathLike | None = None,
     lr: float | None = None,
     optimize_noise: bool = False,
     w_noise: float | None = None,
@@ -223,10 +224,11 @@ def project(
     ``loss``: ``"auto"``, ``"lpips"``, ``"discriminator"`` (needs ``D``) or ``"pixel"``
     (:func:`~latentstudio.engine.projection_losses.choose_loss`); ``vgg16``: a path to
     torchvision's VGG16 weights. ``w_noise``: the starting w noise (times the spread of
-    sampled w), by default :data:`W_NOISE` of each phase's space. ``callback`` gets a :class:`Progress` every ``every`` steps
-    (its ``step`` / ``total`` count the whole run across phases); ``should_stop()`` cancels,
-    and a cancelled run still returns the latent it reached. ``seed`` fixes the w noise and
-    the sampling of ``w`` statistics, so a run is reproducible.
+    sampled w), by default :data:`W_NOISE` of each phase's space. ``callback`` gets a
+    :class:`Progress` every ``every`` steps (its ``step`` / ``total`` count the whole run
+    across phases); ``should_stop()`` cancels, and a cancelled run still returns the latent
+    it reached. ``seed`` fixes the w noise and the sampling of ``w`` statistics, so a run is
+    reproducible.
     """
     if space not in SPACES:
         raise ValueError(f"space must be one of {', '.join(SPACES)}, not {space!r}")
