@@ -120,7 +120,7 @@ def real_photo(G, D, steps, configs, figure: Path):
                      "psnr_with_fitted_noise": result.noise_psnr})
         tiles.append(result.image)
         print(json.dumps(rows[-1]), flush=True)
-    save_png(figure, make_grid(tiles, columns=len(tiles), padding=2, background=255))
+    save_png(figure, make_grid(tiles, columns=len(tiles), padding=2, background=255), scale=4)
     return rows
 
 
