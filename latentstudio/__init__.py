@@ -24,6 +24,10 @@ _LAZY = {
     "compose_ws": "latentstudio.engine.recipe",
     "Renderer": "latentstudio.engine.renderer",
     "Frame": "latentstudio.engine.renderer",
+    "project": "latentstudio.engine.projection",
+    "Projection": "latentstudio.engine.projection",
+    "align_portrait": "latentstudio.engine.face_align",
+    "read_photo": "latentstudio.engine.photo",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,4 +1,8 @@
-"""``latentstudio render MODEL --seeds 0-7``: images (or a grid) whose PNGs carry their recipe."""
+"""``latentstudio render MODEL --seeds 0-7``: images (or a grid) whose PNGs carry their recipe.
+
+``--projected-w FILE.npz`` renders stored latents instead of seeds (a ``projected_w.npz`` from
+``latentstudio project`` or NVlabs' projector), one PNG per row, as NVlabs ``gen_images.py``.
+"""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("render", help="render seeds to PNG files that embed their edit recipe")
     parser.add_argument("model", help="model file")
     parser.add_argument("--seeds", type=int_list, default=[0], help="seeds, e.g. 0-7,42 (default 0)")
+    parser.add_argument("--projected-w", metavar="NPZ", default=None,
+                        help="render the latents of a projected_w.npz (ours or NVlabs') instead of --seeds")
     parser.add_argument("--trunc", type=float, default=1.0, metavar="PSI", help="truncation psi (default 1)")
     parser.add_argument("--trunc-cutoff", type=int, default=None, metavar="N", help="truncate only the first N layers")
     parser.add_argument("--class", dest="class_index", type=int, default=None, metavar="K", help="class for conditional models")
@@ -28,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
 
     from latentstudio.cli import CliError
     from latentstudio.engine.export import make_grid, save_png
+    from latentstudio.engine.projected_w import ProjectedWError, recipes_from_projected_w
     from latentstudio.engine.recipe import EditRecipe, RecipeError
     from latentstudio.engine.renderer import Renderer
     from latentstudio.io import load_model
@@ -44,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
             noise_seed=args.noise_seed,
             model=G.info.fingerprint,
         )
-        recipes = [base.replace(seed=seed) for seed in args.seeds]
-    except RecipeError as error:
+        if args.projected_w:
+            recipes = [base.replace(latent=r.latent) for r in recipes_from_projected_w(args.projected_w, G)]
+        else:
+            recipes = [base.replace(seed=seed) for seed in args.seeds]
+    except (RecipeError, ProjectedWError) as error:
         raise CliError(str(error)) from None
 
     renderer = Renderer(G)
@@ -53,11 +63,12 @@ def run(args: argparse.Namespace) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     images = []
     model_path = str(Path(args.model).resolve())
-    for recipe in tqdm(recipes, desc="render", unit="img", disable=len(recipes) < 8):
+    for index, recipe in enumerate(tqdm(recipes, desc="render", unit="img", disable=len(recipes) < 8)):
         frame = renderer.render(recipe)
+        name = f"projected{index:02d}" if recipe.latent is not None else f"seed{recipe.seed:04d}"
         if not frame.ok:
-            raise CliError(f"seed {recipe.seed}: {frame.error}")
-        save_png(outdir / f"seed{recipe.seed:04d}.png", frame.raw, recipe, model=model_path, scale=args.scale)
+            raise CliError(f"{name}: {frame.error}")
+        save_png(outdir / f"{name}.png", frame.raw, recipe, model=model_path, scale=args.scale)
         images.append(frame.raw)
     print(f"wrote {len(images)} image(s) to {outdir}")
     if args.grid:

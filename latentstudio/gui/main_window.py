@@ -34,6 +34,7 @@ from latentstudio.gui.document import EditorDocument
 from latentstudio.gui.image_view import ImageView
 from latentstudio.gui.latent_panel import LatentPanel
 from latentstudio.gui.mixing_view import MixingView
+from latentstudio.gui.projection_panel import ProjectionPanel, is_photo
 from latentstudio.gui.render_worker import RenderController
 from latentstudio.gui.styles_panel import StylesPanel
 from latentstudio.gui.training_tab import TrainingTab
@@ -134,6 +135,9 @@ class MainWindow(QMainWindow):
         self.training_tab = TrainingTab()
         self.training_tab.openModelRequested.connect(self.open_model)
         self.add_tab("Training", self.training_tab)
+        self.projection_panel = ProjectionPanel(self.document)
+        self.projection_panel.projected.connect(lambda _: self.tabs.setCurrentIndex(0))
+        self.add_tab("Projection", self.projection_panel)
 
         self.latent_panel = LatentPanel(self.document, self.controller)
         self.styles_panel = StylesPanel(self.document)
@@ -209,6 +213,7 @@ class MainWindow(QMainWindow):
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
         self._action(file_menu, "&Open model…", self.choose_model, QKeySequence.StandardKey.Open, "Open a model, recipe (.json) or latentstudio PNG")
+        self._action(file_menu, "&Project photo…", self.choose_photo, "Ctrl+P", "Find the latent of a photo, then edit it like any image")
         self.recent_menu = file_menu.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
@@ -314,24 +319,53 @@ class MainWindow(QMainWindow):
         """Stop the render thread, cancel a running direction computation, and wait for the
         loading / PCA workers to finish."""
         self.controller.shutdown()
+        self.projection_panel.shutdown()
         self.directions_panel.cancel()  # a 1M-sample PCA would otherwise hold the exit for its full run
         QThreadPool.globalInstance().waitForDone(30_000)
 
     # -- opening -------------------------------------------------------------------------
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model, recipe or image", "", "Models, recipes and images (*.pkl *.safetensors *.pt *.json *.png);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open model, recipe or image", "", "Models, recipes, images and latents (*.pkl *.safetensors *.pt *.json *.png *.npz);;All files (*)")
         if path:
             self.open_path(path)
 
     def open_path(self, path: str) -> None:
-        """Open whatever ``path`` is: a recipe ``.json``, a latentstudio PNG, or a model."""
+        """Open whatever ``path`` is: a recipe ``.json``, a latentstudio PNG, a
+        ``projected_w.npz``, a photo to project, or a model."""
         suffix = Path(path).suffix.lower()
         if suffix == ".json":
             self._open_recipe_json(path)
         elif suffix == ".png":
             self._open_png(path)
+        elif suffix == ".npz":
+            self._open_projected_w(path)
+        elif is_photo(path):
+            self.project_photo(path)
         else:
             self.open_model(path)
+
+    def choose_photo(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Project photo", "", "Photos (*.jpg *.jpeg *.png *.webp *.tif *.tiff *.bmp *.gif);;All files (*)")
+        if path:
+            self.project_photo(path)
+
+    def project_photo(self, path: str) -> None:
+        """Open ``path`` in the Projection tab (File > Project photo…, or a dropped photo)."""
+        self.tabs.setCurrentWidget(self.projection_panel)
+        self.projection_panel.open_photo(path)
+
+    def _open_projected_w(self, path: str) -> None:
+        from latentstudio.engine.projected_w import ProjectedWError, recipes_from_projected_w
+
+        if self.document.model is None:
+            self.show_error("No model", "Open a model first, then the latents.")
+            return
+        try:
+            recipe = recipes_from_projected_w(path, self.document.model)[0]
+        except ProjectedWError as error:
+            self.show_error("Cannot open latents", str(error))
+            return
+        self.apply_recipe(recipe, f"Open {Path(path).name}")
 
     def open_model(self, path: str, recipe: EditRecipe | None = None) -> None:
         """Load a model in a worker; on success it replaces the current one, on failure an
@@ -379,6 +413,9 @@ class MainWindow(QMainWindow):
         try:
             recipe, model_path = read_png_recipe(path)
         except RecipeError as error:
+            if "carries no latentstudio recipe" in str(error):  # a plain photo: project it
+                self.project_photo(path)
+                return
             self.show_error("Cannot open image", str(error))
             return
         current = self.document.model
