@@ -46,17 +46,19 @@ def ease(name: str, u: np.ndarray) -> np.ndarray:
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Spherical interpolation between two vectors (``[D]``) at times ``t`` (``[B]``): ``[B, D]``.
 
-    The angle is measured between the directions and the norm is interpolated linearly, so
-    the path keeps the length Gaussian z have instead of cutting through the centre. ``t=0``
-    returns ``a`` exactly.
+    The direction moves along the great circle between the two directions and the length is
+    interpolated linearly, so the path keeps the length Gaussian z have instead of cutting
+    through the centre (where the mapping network gives washed-out average faces).
     """
     t = np.asarray(t, dtype=np.float64)[:, None]
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
-    cos = float(np.clip(np.dot(a / na, b / nb), -1.0, 1.0))
-    omega = math.acos(cos)
-    if omega < 1e-6:  # (nearly) the same direction: a straight line is the arc
-        return (1 - t) * a + t * b
-    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / math.sin(omega)
+    ua, ub = a / na, b / nb
+    omega = math.acos(float(np.clip(np.dot(ua, ub), -1.0, 1.0)))
+    if omega < 1e-6:  # (nearly) the same direction: the arc is a point
+        direction = ua + 0 * t
+    else:
+        direction = (np.sin((1 - t) * omega) * ua + np.sin(t * omega) * ub) / math.sin(omega)
+    return direction * ((1 - t) * na + t * nb)
 
 
 @dataclass
