@@ -322,7 +322,13 @@ class TimelinePanel(QWidget):
         return True
 
     def _set_setting(self, name: str, value, merge: str | None = None) -> None:
-        self._push(self.timeline.replace(**{name: value}), f"Timeline {name}", merge)
+        changes = {name: value}
+        # z is interpolated spherically between neighbouring keys only: the two choices go together.
+        if name == "space" and value == "z":
+            changes["interpolation"] = "linear"
+        if name == "interpolation" and value == "cubic" and self.timeline.space == "z":
+            changes["space"] = "w"
+        self._push(self.timeline.replace(**changes), f"Timeline {name}", merge)
 
     def add_keyframe(self) -> None:
         """The editor's current recipe as the last key."""
