@@ -441,26 +441,26 @@ class TimelinePanel(QWidget):
         self.controller.request(AnimationFrame(animation, index))
 
     def play(self) -> None:
+        """Play from the frame after the scrubber's (the one on screen is already shown)."""
         animation = self.animation()
         if animation is None or animation.num_frames < 2:
             self.stop()
             return
         self._playing = True
         self._shown_times.clear()
-        with QSignalBlocker(self.play_button):
-            self.play_button.setChecked(True)
-            self.play_button.setText("Stop")
-        start = self.scrubber.value()
-        self.show_frame(0 if start >= animation.num_frames - 1 else start)
+        self._show_playing(True)
+        self.show_frame((self.scrubber.value() + 1) % animation.num_frames)
 
     def stop(self) -> None:
-        if not getattr(self, "_playing", False):
-            return
-        self._playing = False
-        self._play_timer.stop()
+        if self._playing:
+            self._playing = False
+            self._play_timer.stop()
+            self._show_playing(False)
+
+    def _show_playing(self, playing: bool) -> None:
         with QSignalBlocker(self.play_button):
-            self.play_button.setChecked(False)
-            self.play_button.setText("Play")
+            self.play_button.setChecked(playing)
+            self.play_button.setText("Stop" if playing else "Play")
 
     @property
     def playing(self) -> bool:
