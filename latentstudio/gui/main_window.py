@@ -29,6 +29,7 @@ from superqt.utils import create_worker
 from latentstudio import __version__
 from latentstudio.engine.recipe import EditRecipe, RecipeError
 from latentstudio.engine.renderer import Frame
+from latentstudio.gui import session
 from latentstudio.gui.directions_panel import DirectionsPanel
 from latentstudio.gui.document import EditorDocument
 from latentstudio.gui.image_view import ImageView
@@ -36,7 +37,6 @@ from latentstudio.gui.latent_panel import LatentPanel
 from latentstudio.gui.mixing_view import MixingView
 from latentstudio.gui.render_worker import RenderController
 from latentstudio.gui.styles_panel import StylesPanel
-from latentstudio.gui import session
 from latentstudio.gui.timeline_panel import TimelinePanel
 from latentstudio.gui.training_tab import TrainingTab
 
@@ -318,8 +318,7 @@ class MainWindow(QMainWindow):
         if not self.training_tab.confirm_close():  # a running trainer: keep it, stop it, or cancel
             event.ignore()
             return
-        if self.document.model is not None:
-            session.save_session(self, session.last_session_path(self.settings))
+        session.keep_last_session(self)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()

@@ -120,14 +120,28 @@ def open_session(window: "MainWindow", path: str | os.PathLike) -> None:
     after_model(window, model_path, restore)
 
 
+def _model_path(window: "MainWindow") -> str | None:
+    return str(Path(window.document.model_path).resolve()) if window.document.model_path else None
+
+
 def save_session(window: "MainWindow", path: str | os.PathLike) -> Path | None:
     document = window.document
-    model_path = str(Path(document.model_path).resolve()) if document.model_path else None
     try:
-        return write_session(path, model_path, document.recipe, document.timeline)
+        return write_session(path, _model_path(window), document.recipe, document.timeline)
     except OSError as error:
         window.show_error("Cannot save session", f"{path}: {error}")
         return None
+
+
+def keep_last_session(window: "MainWindow") -> None:
+    """Write the window's session next to its settings (on close; a failure is not worth a dialog then)."""
+    document = window.document
+    if document.model is None:
+        return
+    try:
+        write_session(last_session_path(window.settings), _model_path(window), document.recipe, document.timeline)
+    except OSError:
+        pass
 
 
 def open_animation(window: "MainWindow", path: str | os.PathLike) -> None:
