@@ -1,6 +1,7 @@
 """Video export speed (batched against one frame at a time) and memory against video length.
 
     python benchmarks/video_export.py [--frames 120] [--big-frames 16] [--batch 8] [--memory-frames 200,2000]
+                                      [--skip-256] [--only-memory] [--threads N]
 
 1. Frames per second of a whole MP4 export (sampling, synthesis, encoding) of a looping seed
    walk, for the default model and a 256 px config-f StyleGAN2 with random weights: batches of
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -57,8 +57,9 @@ def speed(label: str, G, frames: int, batch: int, repeats: int) -> dict:
             for size in (1, batch):  # in turns, so a change of load hits both alike
                 results[size].append(export_fps(renderer, animation, size, Path(folder)))
     one, many = statistics.median(results[1]), statistics.median(results[batch])
-    print(f"{label}: {animation.num_frames} frames, one at a time {one:.1f} frames/s, batches of {batch} {many:.1f} frames/s, "
-          f"batched / one at a time {many / one:.2f}x  (runs: {[round(v, 1) for v in results[1]]} / {[round(v, 1) for v in results[batch]]})")
+    print(f"{label}: {animation.num_frames} frames, one at a time {one:.3g} frames/s, batches of {batch} {many:.3g} frames/s, "
+          f"batched / one at a time {many / one:.2f}x  (runs: {[float(f'{v:.3g}') for v in results[1]]} / "
+          f"{[float(f'{v:.3g}') for v in results[batch]]})")
     return {"model": label, "frames": animation.num_frames, "one_fps": one, "batched_fps": many, "ratio": many / one}
 
 
@@ -91,15 +92,18 @@ def memory_child(frames: int) -> None:
     stop.set()
     sampler.join()
     first_tenth = max((rss for d, rss in samples if d <= frames // 10), default=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not getrusage's ru_maxrss: that one keeps the parent's peak across fork + exec.
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"frames": frames, "peak_rss": peak, "peak_rss_first_tenth": first_tenth,
                       "peak_rss_sampled": max(rss for _, rss in samples)}))
 
 
-def memory(lengths: list[int]) -> list[dict]:
+def memory(lengths: list[int], threads: int | None) -> list[dict]:
     rows = []
     for frames in lengths:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(frames)], capture_output=True, text=True, check=True,
+        command = [sys.executable, __file__, "--memory-child", str(frames)] + (["--threads", str(threads)] if threads else [])
+        out = subprocess.run(command, capture_output=True, text=True, check=True,
                              env={**os.environ, "PYTHONPATH": str(REPO)})
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
@@ -119,8 +123,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-frames", default="200,2000")
     parser.add_argument("--skip-256", action="store_true")
+    parser.add_argument("--only-memory", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.memory_child is not None:
         memory_child(args.memory_child)
         return
@@ -131,11 +141,12 @@ def main() -> None:
     from latentstudio.io import load_model
 
     print(f"load average before: {os.getloadavg()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    speed(f"default model ({DEFAULT_MODEL.name}, 64 px)", load_model(DEFAULT_MODEL, device="cpu"), args.frames, args.batch, args.repeats)
-    if not args.skip_256:
+    if not args.only_memory:
+        speed(f"default model ({DEFAULT_MODEL.name}, 64 px)", load_model(DEFAULT_MODEL, device="cpu"), args.frames, args.batch, args.repeats)
+    if not (args.skip_256 or args.only_memory):
         torch.manual_seed(0)
         speed("config-f 256 px, random weights", config_f_generator(256), args.big_frames, args.batch, args.repeats)
-    memory([int(v) for v in args.memory_frames.split(",")])
+    memory([int(v) for v in args.memory_frames.split(",")], args.threads)
     print(f"load average after: {os.getloadavg()}")
 
 
