@@ -50,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     quality = parser.add_mutually_exclusive_group()
     quality.add_argument("--crf", type=int, default=None, help="MP4 quality, 0 (lossless) to 51 (default 15)")
     quality.add_argument("--bitrate", type=bit_rate, default=None, help="MP4 bit rate instead of a quality, e.g. 8M")
-    parser.add_argument("--batch", type=int, default=8, help="images synthesised per batch (default 8)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="images synthesised per call (default 8; 1 for models over 128 px on the CPU, where batches are slower)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     parser.add_argument("--out", required=True, help="output: .mp4, .gif, .webp, or a folder for PNG frames")
     return parser
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from latentstudio.engine.video_export import export_video, video_size
     from latentstudio.io import load_model
 
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         raise CliError("--batch must be at least 1")
     if args.frames_per_key is not None and args.frames_per_key < 1:
         raise CliError(f"--frames-per-key must be at least 1, not {args.frames_per_key}")
