@@ -182,3 +182,17 @@ def test_timeline_is_saved_and_restored_with_the_session(qtbot, settings, tmp_pa
         assert not second.document.timeline.keyframes
     finally:
         second.shutdown()
+
+
+def test_bad_session_files_are_one_line_errors(tmp_path):
+    for name, text, message in [
+        ("a.lsession", "not json", "cannot read"),
+        ("b.lsession", '{"format": "something-else"}', "not a latentstudio session"),
+        ("c.lsession", '{"format": "latentstudio-session", "version": 1, "recipe": {"version": 1}, "timeline": {"settings": {"fps": "x"}}}', "fps"),
+        ("d.lsession", '{"format": "latentstudio-session", "version": 1, "recipe": {"seed": -5, "version": 1}}', "seed"),
+    ]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(session.SessionError, match=message):
+            session.read_session(tmp_path / name)
+    with pytest.raises(session.SessionError, match="no such session"):
+        session.read_session(tmp_path / "missing.lsession")

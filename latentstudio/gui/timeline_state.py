@@ -16,6 +16,7 @@ from latentstudio.engine.animation import (
     DEFAULT_FPS,
     EASINGS,
     INTERPOLATIONS,
+    MAX_FPS,
     SPACES,
     Animation,
     AnimationError,
@@ -38,6 +39,9 @@ class TimelineState:
         object.__setattr__(self, "keyframes", tuple(self.keyframes))
         if self.interpolation not in INTERPOLATIONS or self.space not in SPACES or self.easing not in EASINGS:
             raise AnimationError("unknown timeline setting")
+        fps_ok = isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool) and 0 < self.fps <= MAX_FPS
+        if not isinstance(self.loop, bool) or not fps_ok:
+            raise AnimationError("timeline loop must be true or false and fps a number in (0, 240]")
 
     def replace(self, **changes: Any) -> "TimelineState":
         return dataclasses.replace(self, **changes)
