@@ -44,7 +44,7 @@ def test_seed_walk_loop_mp4(tmp_path, capsys):
     assert animation.interpolation == "cubic" and animation.keyframes[0].recipe.truncation_psi == 1.0  # render's defaults
     assert model_path == str(DEFAULT_MODEL.resolve())
     # Reopen it with other settings: the recipe of the video is editable.
-    again = tmp_path / "again.gif"
+    again = tmp_path / "again.webp"
     assert main(["video", MODEL, "--animation", str(out), "--kind", "linear", "--no-loop", "--fps", "10", "--out", str(again)]) == 0
     reopened, _ = read_video_animation(again)
     assert (reopened.interpolation, reopened.loop, reopened.fps, reopened.num_frames) == ("linear", False, 10.0, 16)
