@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -18,7 +19,7 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """fsync a finished temporary file, give it the usual permissions, rename it to ``path``."""
     with open(tmp, "rb+") as written:
         os.fsync(written.fileno())
-    os.chmod(tmp, 0o666 & ~_umask())
+    os.chmod(tmp, 0o666 & ~current_umask())
     os.replace(tmp, path)
 
 

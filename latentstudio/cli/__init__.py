@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "dataset": "dataset",
     "bench": "bench",
     "project": "project",
+    "video": "video",
 }
 
 

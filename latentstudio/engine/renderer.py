@@ -42,6 +42,7 @@ class Frame:
     preview: bool = False
     layers_run: int | None = None
     num_layers: int | None = None
+    frame_index: int | None = None  # the animation frame this is, for frames of an animation
 
     @property
     def ok(self) -> bool:
@@ -206,26 +207,51 @@ class Renderer:
         frame.timings = {"compose_ms": 1e3 * (composed - start), "synthesis_ms": 1e3 * (done - composed), "total_ms": 1e3 * (done - start)}
         return frame
 
+    def render_ws(self, ws: torch.Tensor, noise_mode: str = "const", noise_seed: int = 0,
+                  transforms: Sequence[tuple[tuple[float, float], float]] | None = None) -> np.ndarray:
+        """Raw images (``N x H x W x C`` uint8) of a batch of ``ws`` in one synthesis call.
+
+        The batch path of :meth:`render_many` and of animations, which have per-frame ws but
+        no recipe per frame. It never touches the incremental cache. ``transforms``: one
+        ``(translate, rotate)`` per image for StyleGAN3 (``None``: untransformed). Random
+        noise (StyleGAN2) is drawn from ``noise_seed`` for every image alike, as
+        :meth:`render` draws it, so those images run one at a time.
+        """
+        with torch.inference_mode():
+            if self.G.kind == "stylegan3":
+                moves = transforms if transforms is not None else [((0.0, 0.0), 0.0)] * len(ws)
+                self.G.synthesis.set_transforms([t for t, _ in moves], [r for _, r in moves])
+                try:
+                    return to_uint8(self.G.synthesis(ws))
+                finally:
+                    self.G.synthesis.set_transform()
+            if noise_mode == "random":
+                return np.concatenate([
+                    to_uint8(self.G.synthesis(row, noise_mode="random", noise_generator=torch.Generator().manual_seed(noise_seed),
+                                              **self._synthesis_kwargs))
+                    for row in ws.split(1)
+                ])
+            return to_uint8(self.G.synthesis(ws, noise_mode=noise_mode, **self._synthesis_kwargs))
+
     def render_many(self, recipes: Sequence[EditRecipe], batch_size: int = 16) -> list[Frame]:
         """Render many recipes, batching synthesis where noise allows (thumbnails, grids)."""
         frames: list[Frame] = []
-        batchable = [r.noise_mode != "random" and self.G.kind == "stylegan2" for r in recipes]
+        batchable = [r.noise_mode != "random" or self.G.kind == "stylegan3" for r in recipes]
         pending: list[tuple[EditRecipe, torch.Tensor]] = []
 
         def flush() -> None:
             if not pending:
                 return
             start = time.perf_counter()
-            with torch.inference_mode():
-                ws = torch.cat([w for _, w in pending])
-                by_mode: dict[str, list[int]] = {}
-                for i, (recipe, _) in enumerate(pending):
-                    by_mode.setdefault(recipe.noise_mode, []).append(i)
-                raws: list[np.ndarray | None] = [None] * len(pending)
-                for mode, rows in by_mode.items():
-                    images = to_uint8(self.G.synthesis(ws[rows], noise_mode=mode, **self._synthesis_kwargs))
-                    for row, image in zip(rows, images):
-                        raws[row] = image
+            ws = torch.cat([w for _, w in pending])
+            by_mode: dict[str, list[int]] = {}
+            for i, (recipe, _) in enumerate(pending):
+                by_mode.setdefault(recipe.noise_mode, []).append(i)
+            raws: list[np.ndarray | None] = [None] * len(pending)
+            for mode, rows in by_mode.items():
+                moves = [(pending[i][0].translate, pending[i][0].rotate) for i in rows]
+                for row, image in zip(rows, self.render_ws(ws[rows], mode, transforms=moves)):
+                    raws[row] = image
             each_ms = 1e3 * (time.perf_counter() - start) / len(pending)
             for (recipe, w), raw in zip(pending, raws):
                 frames.append(Frame(recipe=recipe, raw=raw, image=as_rgb(raw), ws=w, timings={"total_ms": each_ms}))

@@ -53,6 +53,7 @@ from latentstudio.engine.directions import (
 )
 from latentstudio.engine.recipe import DirectionEdit, EditRecipe, map_seed
 from latentstudio.gui.document import EditorDocument
+from latentstudio.gui.widgets import on_right_click
 
 STRENGTH_RANGE = 5.0  # sigma
 FIT_SAMPLES = 5000  # sampled W to calibrate a fitted direction's sigma
@@ -116,6 +117,7 @@ class DirectionsPanel(QWidget):
     """Find directions for the document's model and apply them as recipe edits."""
 
     computed = Signal(object)  # a DirectionSet was added (computed or fitted)
+    animateDirection = Signal(object)  # a DirectionEdit to sweep on the Timeline (right-click a strength slider)
     failed = Signal(str)  # a computation failed or was cancelled (message)
 
     def __init__(self, document: EditorDocument, parent: QWidget | None = None):
@@ -489,8 +491,14 @@ class DirectionsPanel(QWidget):
             for signal in (row.strength.sliderReleased, row.strength.editingFinished, row.layers.sliderReleased):
                 signal.connect(self.document.end_merge)
             row.remove.clicked.connect(lambda _=False, i=index: self.remove_edit(i))
+            on_right_click(row.strength, lambda i=index: [("Animate this direction", lambda: self._animate(i))])
             self._rows_layout.insertWidget(index, row)
             self.rows.append(row)
+
+    def _animate(self, index: int) -> None:
+        edits = self.document.recipe.edits
+        if index < len(edits):
+            self.animateDirection.emit(edits[index])
 
     def _set_layers(self, index: int, label: str, value) -> None:
         first, last = (int(round(v)) for v in value)

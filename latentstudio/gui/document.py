@@ -11,13 +11,15 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from latentstudio.engine.recipe import EditRecipe
+from latentstudio.gui.timeline_state import TimelineState
 
-class _RecipeCommand(QUndoCommand):
-    """Replace the document's recipe; consecutive commands with the same merge id collapse."""
+class _StateCommand(QUndoCommand):
+    """Replace one piece of the document's state (the recipe, the timeline) through ``apply``;
+    consecutive commands with the same merge id collapse."""
 
-    def __init__(self, document: "EditorDocument", before: EditRecipe, after: EditRecipe, text: str, merge_id: int):
+    def __init__(self, apply, before, after, text: str, merge_id: int):
         super().__init__(text)
-        self._document = document
+        self._apply = apply
         self._before = before
         self._after = after
         self._merge_id = merge_id
@@ -26,30 +28,32 @@ class _RecipeCommand(QUndoCommand):
         return self._merge_id
 
     def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
-        if not isinstance(other, _RecipeCommand) or self._merge_id < 0 or other.id() != self._merge_id:
+        if not isinstance(other, _StateCommand) or self._merge_id < 0 or other.id() != self._merge_id:
             return False
         self._after = other._after
         return True
 
     def redo(self) -> None:
-        self._document._apply(self._after)
+        self._apply(self._after)
 
     def undo(self) -> None:
-        self._document._apply(self._before)
+        self._apply(self._before)
 
 
 STARTING_PSI = 0.7
 
 
 class EditorDocument(QObject):
-    """The current model, recipe and direction sets, with undo for every recipe change.
+    """The current model, recipe, timeline and direction sets, with undo for every change.
 
     - ``recipeChanged(recipe)`` fires after every change (edit, undo, redo, model switch).
+    - ``timelineChanged(timeline)`` fires after every change of the :class:`TimelineState`.
     - ``modelChanged(G)`` fires when a model is installed (``G.info`` describes it) or removed.
     - ``directionsChanged()`` fires when ``direction_sets`` changes.
     """
 
     recipeChanged = Signal(object)
+    timelineChanged = Signal(object)
     modelChanged = Signal(object)
     directionsChanged = Signal()
 
@@ -57,6 +61,7 @@ class EditorDocument(QObject):
         super().__init__(parent)
         self.undo_stack = QUndoStack(self)
         self._recipe = EditRecipe()
+        self._timeline = TimelineState()
         self.model = None
         self.model_path: str | None = None
         self.direction_sets: list = []
@@ -77,7 +82,10 @@ class EditorDocument(QObject):
         """Make ``recipe`` current as one undo step. Consecutive calls with the same
         ``merge_key`` fold into one step (a slider drag); an undo, redo, another key or
         :meth:`end_merge` starts a new step. No-op when nothing changed."""
-        if recipe == self._recipe:
+        self._push(self._apply, self._recipe, recipe, text, merge_key)
+
+    def _push(self, apply, before, after, text: str, merge_key: str | None) -> None:
+        if after == before:
             return
         if merge_key is None:
             merge_id = -1
@@ -89,7 +97,7 @@ class EditorDocument(QObject):
         self._run_key, self._run_id = merge_key, merge_id
         self._pushing = True
         try:
-            self.undo_stack.push(_RecipeCommand(self, self._recipe, recipe, text, merge_id))
+            self.undo_stack.push(_StateCommand(apply, before, after, text, merge_id))
         finally:
             self._pushing = False
 
@@ -105,10 +113,23 @@ class EditorDocument(QObject):
         self._recipe = recipe
         self.recipeChanged.emit(recipe)
 
+    # -- timeline ------------------------------------------------------------------------
+    @property
+    def timeline(self) -> TimelineState:
+        return self._timeline
+
+    def set_timeline(self, timeline: TimelineState, text: str = "Edit timeline", merge_key: str | None = None) -> None:
+        """Make ``timeline`` current as one undo step (merging as :meth:`set_recipe` does)."""
+        self._push(self._apply_timeline, self._timeline, timeline, text, merge_key)
+
+    def _apply_timeline(self, timeline: TimelineState) -> None:
+        self._timeline = timeline
+        self.timelineChanged.emit(timeline)
+
     # -- model ---------------------------------------------------------------------------
     def set_model(self, model, path: str | None, recipe: EditRecipe | None = None) -> None:
-        """Install a loaded generator (or ``None``) with a starting recipe; clears undo and
-        direction sets, since both belong to the previous model."""
+        """Install a loaded generator (or ``None``) with a starting recipe; clears undo,
+        direction sets and the timeline's keys, since they belong to the previous model."""
         self.model = model
         self.model_path = path
         self.direction_sets = []
@@ -116,6 +137,7 @@ class EditorDocument(QObject):
         self._run_key = None
         self.modelChanged.emit(model)
         self.directionsChanged.emit()
+        self._apply_timeline(self._timeline.with_keys(()))
         self._apply(recipe if recipe is not None else self.starting_recipe(model))
 
     @staticmethod

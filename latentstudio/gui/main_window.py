@@ -29,6 +29,7 @@ from superqt.utils import create_worker
 from latentstudio import __version__
 from latentstudio.engine.recipe import EditRecipe, RecipeError
 from latentstudio.engine.renderer import Frame
+from latentstudio.gui import session
 from latentstudio.gui.directions_panel import DirectionsPanel
 from latentstudio.gui.document import EditorDocument
 from latentstudio.gui.image_view import ImageView
@@ -37,6 +38,7 @@ from latentstudio.gui.mixing_view import MixingView
 from latentstudio.gui.projection_panel import ProjectionPanel, is_photo
 from latentstudio.gui.render_worker import RenderController
 from latentstudio.gui.styles_panel import StylesPanel
+from latentstudio.gui.timeline_panel import TimelinePanel
 from latentstudio.gui.training_tab import TrainingTab
 
 ORGANIZATION = "latentstudio"
@@ -148,6 +150,11 @@ class MainWindow(QMainWindow):
         self.styles_dock = self.add_dock("Styles", self.styles_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.directions_panel = DirectionsPanel(self.document)
         self.directions_dock = self.add_dock("Directions", self.directions_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.timeline_panel = TimelinePanel(self.document, self.controller, self.settings)
+        self.timeline_panel.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.directions_panel.animateDirection.connect(self.timeline_panel.animate_direction)
+        self.styles_panel.animateDirection.connect(self.timeline_panel.animate_direction)
+        self.timeline_dock = self.add_dock("Timeline", self.timeline_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
 
         self._build_status_bar()
         self._build_menus()
@@ -228,6 +235,12 @@ class MainWindow(QMainWindow):
             self._scale_actions[factor] = action
         self._action(file_menu, "Export &grid…", self.export_grid, "Ctrl+Shift+E", "Save the mixing grid as one PNG")
         self._action(file_menu, "&Save recipe…", self.save_recipe, QKeySequence.StandardKey.Save, "Save the recipe as JSON")
+        self._action(file_menu, "Export &video…", self.timeline_panel.export_video, "Ctrl+Alt+E", "Render the timeline to MP4, GIF, WebP or PNG frames")
+        file_menu.addSeparator()
+        self._action(file_menu, "Open sess&ion…", self.choose_session, tip="Open a session: model, recipe and timeline")
+        self._action(file_menu, "Save sessio&n…", self.choose_session_path, tip="Save the model, recipe and timeline")
+        self._action(file_menu, "Restore &last session", lambda: self.open_path(str(session.last_session_path(self.settings))),
+                     tip="The session this window had when it was last closed")
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -240,6 +253,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(redo)
         edit_menu.addSeparator()
         self._action(edit_menu, "&Copy image", self.copy_image, QKeySequence.StandardKey.Copy)
+        self._action(edit_menu, "Add &keyframe", self.timeline_panel.add_keyframe, "Ctrl+K", "Add the image to the timeline")
         edit_menu.addSeparator()
         self._action(edit_menu, "&Previous seed", lambda: self.latent_panel.step_seed(-1), "PgUp")
         self._action(edit_menu, "&Next seed", lambda: self.latent_panel.step_seed(1), "PgDown")
@@ -309,6 +323,7 @@ class MainWindow(QMainWindow):
         if not self.training_tab.confirm_close():  # a running trainer: keep it, stop it, or cancel
             event.ignore()
             return
+        session.keep_last_session(self)
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
@@ -320,20 +335,23 @@ class MainWindow(QMainWindow):
         loading / PCA workers to finish."""
         self.controller.shutdown()
         self.projection_panel.shutdown()
+        self.timeline_panel.shutdown()  # cancels a running video export
         self.directions_panel.cancel()  # a 1M-sample PCA would otherwise hold the exit for its full run
         QThreadPool.globalInstance().waitForDone(30_000)
 
     # -- opening -------------------------------------------------------------------------
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model, recipe or image", "", "Models, recipes, images and latents (*.pkl *.safetensors *.pt *.json *.png *.npz);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open model, recipe or image", "", "Models, recipes, images, latents and videos (*.pkl *.safetensors *.pt *.json *.png *.npz *.mp4 *.gif *.webp *.lsession);;All files (*)")
         if path:
             self.open_path(path)
 
     def open_path(self, path: str) -> None:
         """Open whatever ``path`` is: a recipe ``.json``, a latentstudio PNG, a
-        ``projected_w.npz``, a photo to project, or a model."""
+        ``projected_w.npz``, a video or session latentstudio wrote, a photo to project, or a model."""
         suffix = Path(path).suffix.lower()
-        if suffix == ".json":
+        if session.is_animation_file(path):
+            session.open_animation(self, path)
+        elif suffix == ".json":
             self._open_recipe_json(path)
         elif suffix == ".png":
             self._open_png(path)
@@ -366,6 +384,16 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open latents", str(error))
             return
         self.apply_recipe(recipe, f"Open {Path(path).name}")
+
+    def choose_session(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open session", "", f"Sessions (*{session.SESSION_SUFFIX});;All files (*)")
+        if path:
+            session.open_session(self, path)
+
+    def choose_session_path(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", f"session{session.SESSION_SUFFIX}", f"Sessions (*{session.SESSION_SUFFIX})")
+        if path and session.save_session(self, path):
+            self.statusBar().showMessage(f"Saved {path}", 5000)
 
     def open_model(self, path: str, recipe: EditRecipe | None = None) -> None:
         """Load a model in a worker; on success it replaces the current one, on failure an

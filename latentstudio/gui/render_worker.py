@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal
 
+from latentstudio.engine.animation_sampler import AnimationFrame
 from latentstudio.engine.recipe import EditRecipe
 from latentstudio.engine.renderer import Frame, Renderer
 
@@ -47,7 +48,7 @@ class _RenderThread(QThread):
         self._wake = threading.Condition()
         self._stopping = False
         self._model = None  # (generation, G) waiting to be installed
-        self._frame: tuple[int, int, EditRecipe] | None = None  # generation, stamp, recipe
+        self._frame: tuple[int, int, EditRecipe | AnimationFrame] | None = None  # generation, stamp, request
         self._batches: dict[str, _Batch] = {}
         self._generation = 0
         self._renderer: Renderer | None = None
@@ -60,7 +61,7 @@ class _RenderThread(QThread):
             self._batches.clear()
             self._wake.notify()
 
-    def post_frame(self, generation: int, stamp: int, recipe: EditRecipe) -> None:
+    def post_frame(self, generation: int, stamp: int, recipe: EditRecipe | AnimationFrame) -> None:
         with self._wake:
             self._frame = (generation, stamp, recipe)
             self._wake.notify()
@@ -99,7 +100,7 @@ class _RenderThread(QThread):
                 self._render_chunk(batch)
         self._renderer = None
 
-    def _render_frame(self, generation: int, stamp: int, recipe: EditRecipe) -> None:
+    def _render_frame(self, generation: int, stamp: int, recipe: EditRecipe | AnimationFrame) -> None:
         if self._renderer is None or generation != self._generation:
             return
         started = time.perf_counter()
@@ -110,7 +111,10 @@ class _RenderThread(QThread):
             if not superseded:  # a newer request is waiting: its frame matters, not this preview
                 self.frameDone.emit(preview, generation, stamp)
 
-        result = self._renderer.render(recipe, on_preview=send_preview)
+        if isinstance(recipe, AnimationFrame):  # a timeline frame: the same renderer and caches as an edit
+            result = recipe.render(self._renderer)
+        else:
+            result = self._renderer.render(recipe, on_preview=send_preview)
         result.timings["wall_ms"] = 1e3 * (time.perf_counter() - started)
         self.frameDone.emit(result, generation, stamp)
 
@@ -171,8 +175,9 @@ class RenderController(QObject):
         self._thread.post_model(self._generation, model)
         self.busyChanged.emit(False)
 
-    def request(self, recipe: EditRecipe) -> None:
-        """Render ``recipe`` for the editor (replacing any request not yet started)."""
+    def request(self, recipe: EditRecipe | AnimationFrame) -> None:
+        """Render ``recipe`` for the editor (replacing any request not yet started); an
+        :class:`AnimationFrame` shows a frame of the Timeline (its ``frame.frame_index`` set)."""
         if not self._has_model or recipe == self._last_recipe:
             return
         self._last_recipe = recipe

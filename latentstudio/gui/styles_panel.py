@@ -8,9 +8,9 @@ Widgets only edit the document's recipe; every write-back happens under a signal
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -28,7 +28,7 @@ from superqt import QLabeledDoubleSlider
 from latentstudio.engine.recipe import EditRecipe
 from latentstudio.gui.direction_choices import DirectionChoice, choices_from_sets, layer_edit_index
 from latentstudio.gui.document import EditorDocument
-from latentstudio.gui.widgets import SEED_MAX, caption, float_slider, set_quietly
+from latentstudio.gui.widgets import SEED_MAX, caption, float_slider, on_right_click, set_quietly
 from latentstudio.nets.layout import layer_groups, ws_layout
 
 OFFSET_RANGE = 5.0  # sigma
@@ -51,7 +51,13 @@ class _GroupRow:
 
 
 class StylesPanel(QWidget):
-    """Per-layer mixing and offset sliders for the document's current model."""
+    """Per-layer mixing and offset sliders for the document's current model.
+
+    ``animateDirection(edit)``: right-clicking an offset slider asks the Timeline to sweep that
+    row's (or group's) direction on its layers.
+    """
+
+    animateDirection = Signal(object)
 
     def __init__(self, document: EditorDocument, parent: QWidget | None = None):
         super().__init__(parent)
@@ -134,6 +140,7 @@ class StylesPanel(QWidget):
             group_row = _GroupRow(layers, float_slider(0, 1), float_slider(-OFFSET_RANGE, OFFSET_RANGE, step=0.05))
             group_row.mix.valueChanged.connect(lambda v, g=group: self._set_group_mix(g, v))
             group_row.offset.valueChanged.connect(lambda v, g=group: self._set_group_offset(g, v))
+            on_right_click(group_row.offset, lambda ls=layers: [("Animate this direction", lambda: self._animate(ls))])
             for slider in (group_row.mix, group_row.offset):
                 slider.sliderReleased.connect(self.document.end_merge)
                 slider.editingFinished.connect(self.document.end_merge)
@@ -153,6 +160,7 @@ class StylesPanel(QWidget):
                 row.mix.valueChanged.connect(lambda v, i=layer: self._set_mix(i, v))
                 row.offset.valueChanged.connect(lambda v, i=layer: self._set_offset(i, v))
                 row.direction.currentIndexChanged.connect(lambda _, i=layer: self._direction_picked(i))
+                on_right_click(row.offset, lambda i=layer: [("Animate this direction", lambda: self._animate([i]))])
                 for slider in (row.mix, row.offset):
                     slider.sliderReleased.connect(self.document.end_merge)
                     slider.editingFinished.connect(self.document.end_merge)
@@ -266,6 +274,12 @@ class StylesPanel(QWidget):
             return
         recipe = self._with_offsets(self.document.recipe, {layer: value for layer in self.groups[group]})
         self.document.set_recipe(recipe, f"Offset {group} layers", merge_key=f"offset:{group}")
+
+    def _animate(self, layers: list[int]) -> None:
+        """Sweep the first row's direction over ``layers`` (one row, or a whole group)."""
+        if self.choices:
+            edit = self._row_choice(layers[0]).edit(layers[0], 0.0)
+            self.animateDirection.emit(replace(edit, last_layer=layers[-1]))
 
     def _direction_picked(self, layer: int) -> None:
         recipe = self.document.recipe

@@ -1,8 +1,10 @@
 """Small shared widget helpers: labelled float sliders and quiet write-backs."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtWidgets import QLabel, QWidget
+from collections.abc import Callable
+
+from PySide6.QtCore import QPoint, QSignalBlocker, Qt
+from PySide6.QtWidgets import QLabel, QMenu, QWidget
 from superqt import QLabeledDoubleSlider
 
 SEED_MAX = 2**31 - 1  # QSpinBox holds a C int; recipes allow up to 2^32 - 1
@@ -29,3 +31,21 @@ def caption(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("caption")
     return label
+
+
+def on_right_click(widget: QWidget, actions: Callable[[], list[tuple[str, Callable[[], None]]]]) -> None:
+    """Give ``widget`` a context menu of ``(text, slot)`` pairs, made when it is asked for.
+
+    The open menu is kept as ``widget.context_menu`` (and shown without blocking), so tests
+    can find and trigger its actions.
+    """
+    widget.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+
+    def show(position: QPoint) -> None:
+        menu = QMenu(widget)
+        for text, slot in actions():
+            menu.addAction(text).triggered.connect(lambda _=False, s=slot: s())
+        widget.context_menu = menu
+        menu.popup(widget.mapToGlobal(position))
+
+    widget.customContextMenuRequested.connect(show)

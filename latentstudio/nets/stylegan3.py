@@ -21,7 +21,7 @@ What differs from StyleGAN2, and why:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -411,7 +411,19 @@ class SynthesisNetwork(torch.nn.Module):
 
     def set_transform(self, translate: tuple[float, float] = (0.0, 0.0), rotate_deg: float = 0.0) -> None:
         """Translate / rotate the generated image (see :func:`make_input_transform`)."""
-        self.input.transform.copy_(make_input_transform(translate[0], translate[1], rotate_deg))
+        self.set_transforms([translate], [rotate_deg])
+
+    def set_transforms(self, translates: Sequence[tuple[float, float]], rotates_deg: Sequence[float]) -> None:
+        """One transform per image of the next batch (an animation's frames move differently).
+
+        One transform is stored as ``[3, 3]`` (the usual buffer, shared by the whole batch);
+        several as ``[N, 3, 3]``, which the input layer broadcasts row by row, so the next
+        batch must have exactly N images. Call :meth:`set_transform` to return to one.
+        """
+        assert len(translates) == len(rotates_deg) > 0, (len(translates), len(rotates_deg))
+        matrices = [make_input_transform(t[0], t[1], r) for t, r in zip(translates, rotates_deg)]
+        stacked = matrices[0] if len(matrices) == 1 else torch.stack(matrices)  # (3, 3) or (N, 3, 3)
+        self.input.transform = stacked.to(self.input.transform.device)
 
     @property
     def step_rows(self) -> tuple[tuple[int, ...], ...]:
