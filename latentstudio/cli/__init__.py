@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "gui": "gui",
     "dataset": "dataset",
     "bench": "bench",
+    "drag": "drag",
 }
 
 

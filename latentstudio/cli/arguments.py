@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from latentstudio.engine.ranges import RangeSyntaxError, parse_int_list, parse_layer_range
+from latentstudio.engine.ranges import RangeSyntaxError, parse_int_list, parse_layer_range, parse_point_pairs
 
 
 def int_list(text: str) -> list[int]:
@@ -18,5 +18,13 @@ def layer_range(text: str) -> tuple[int, int]:
     """``--layers 0-5``."""
     try:
         return parse_layer_range(text)
+    except RangeSyntaxError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def point_pairs(text: str) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """``--points "x1,y1:x2,y2;..."``."""
+    try:
+        return parse_point_pairs(text)
     except RangeSyntaxError as error:
         raise argparse.ArgumentTypeError(str(error)) from None

@@ -1,0 +1,401 @@
+"""Drag to edit: DragGAN point-based manipulation (Pan et al., SIGGRAPH 2023).
+
+A person picks *handle* points on a generated image and a *target* for each; the image is
+changed so that what was under each handle moves to its target. DragGAN does this by
+optimising the first rows of ``w+`` with two alternating sub-steps, both on the features
+of an intermediate synthesis layer (:mod:`latentstudio.engine.feature_maps`), bilinearly
+resized to the image size:
+
+- **point tracking**: each handle's new position is the nearest neighbour, in feature
+  space, of the handle's original feature, searched in a square of radius ``r2`` around
+  where the handle was;
+- **motion supervision**: the features on a disk of radius ``r1`` around each handle,
+  with their gradient stopped, are copied one pixel along the unit vector towards the
+  target, ``sum_q |sg(F(q)) - F(q + d)|``, so the content moves a step towards the target;
+  with a mask (the region that may change), ``lambda * |(F - F0) * (1 - M)|`` keeps the
+  features outside it as they were.
+
+Each step tracks with the features of the current latents, then computes the motion loss
+from the same synthesis (one synthesis per step), and the loop stops when every handle is
+within ``stop_distance`` of its target or after ``steps`` updates. The loop is the shared
+:func:`~latentstudio.engine.latent_optimization.optimize`; the result is an
+:class:`~latentstudio.engine.recipe.EditRecipe` with ``latent`` set, so every other edit
+composes with it.
+
+The paper's settings and ours (all in :class:`DragSettings`): features of the 6th block
+(``feature_maps``); Adam at 2e-3 (the paper's step size for FFHQ); the first 6 of 16 ``ws``
+rows of a 512 px model, i.e. 6/16 of ``num_ws`` here; ``r1`` = 3 and ``r2`` = 12 pixels at
+512 px, scaled to the image size but never below 2 and 4 pixels (scaled all the way down,
+a 64 px model would supervise no pixel at all); ``lambda`` = 20; stop at 1 pixel for up to
+4 handles, 2 pixels for more.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from latentstudio.engine.feature_maps import FeatureSynthesis, default_feature_layer, feature_layers, is_stylegan3
+from latentstudio.engine.latent_optimization import Progress, StepOutput, optimize, trainable_copy
+from latentstudio.engine.recipe import EditRecipe, compose_ws
+
+PAPER_RESOLUTION = 512
+PAPER_LAYERS, PAPER_NUM_WS = 6, 16  # DragGAN optimises ws[:6] of a 512 px model's 16
+MIN_MOTION_RADIUS, MIN_TRACKING_RADIUS = 2.0, 4.0
+
+Points = Sequence[Sequence[float]]  # [(x, y), ...] in pixels of the model's output
+
+
+class DragError(ValueError):
+    """Points, mask or settings that cannot be dragged (one line, says what is wrong)."""
+
+
+@dataclass(frozen=True)
+class DragSettings:
+    """How a drag runs; ``None`` means the paper's choice for this model (see the module).
+
+    ``steps``: at most this many updates. ``lr``: Adam's step size. ``feature_layer``:
+    StyleGAN2 block / StyleGAN3 layer index of the features. ``num_layers``: how many ``ws``
+    rows, from the first, are optimised. ``motion_radius`` (r1) / ``tracking_radius`` (r2):
+    pixels. ``stop_distance``: pixels. ``mask_weight``: lambda of the mask term.
+    """
+
+    steps: int = 200
+    lr: float = 2e-3
+    feature_layer: int | None = None
+    num_layers: int | None = None
+    motion_radius: float | None = None
+    tracking_radius: float | None = None
+    stop_distance: float | None = None
+    mask_weight: float = 20.0
+
+    def resolved(self, G: nn.Module, num_handles: int) -> "DragSettings":
+        """These settings with every ``None`` replaced by its value for ``G`` and that many handles."""
+        scale = G.img_resolution / PAPER_RESOLUTION
+        layers = self.num_layers if self.num_layers is not None else max(1, round(PAPER_LAYERS * G.num_ws / PAPER_NUM_WS))
+        settings = replace(
+            self,
+            feature_layer=self.feature_layer if self.feature_layer is not None else default_feature_layer(G),
+            num_layers=layers,
+            motion_radius=self.motion_radius if self.motion_radius is not None else max(3 * scale, MIN_MOTION_RADIUS),
+            tracking_radius=self.tracking_radius if self.tracking_radius is not None else max(12 * scale, MIN_TRACKING_RADIUS),
+            stop_distance=self.stop_distance if self.stop_distance is not None else (1.0 if num_handles < 5 else 2.0),
+        )
+        settings.check(G)
+        return settings
+
+    def check(self, G: nn.Module) -> None:
+        if not (isinstance(self.steps, int) and self.steps >= 0):
+            raise DragError(f"steps must be a whole number of zero or more, not {self.steps}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise DragError(f"the learning rate must be positive, not {self.lr}")
+        choices = feature_layers(G)
+        if self.feature_layer is not None and not 0 <= self.feature_layer < len(choices):
+            raise DragError(f"feature layer {self.feature_layer} does not exist: this model has 0-{len(choices) - 1} "
+                            f"({', '.join(choice.name for choice in choices)})")
+        if self.num_layers is not None and not 1 <= self.num_layers <= G.num_ws:
+            raise DragError(f"num_layers must be 1-{G.num_ws} for this model, not {self.num_layers}")
+        for name in ("motion_radius", "tracking_radius"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 1 <= value <= G.img_resolution):
+                raise DragError(f"{name.replace('_', ' ')} must be 1-{G.img_resolution} pixels, not {value}")
+        if self.stop_distance is not None and not (math.isfinite(self.stop_distance) and self.stop_distance >= 0):
+            raise DragError(f"the stop distance must be zero or more pixels, not {self.stop_distance}")
+        if not (math.isfinite(self.mask_weight) and self.mask_weight >= 0):
+            raise DragError(f"the mask weight must be zero or more, not {self.mask_weight}")
+
+
+@dataclass
+class DragResult:
+    """A finished (or stopped) drag.
+
+    ``recipe`` draws the result (``latent`` set); ``ws`` its latents. ``tracks[k]`` holds
+    each handle's tracked position ``(x, y)`` after ``k`` updates, so ``tracks[0]`` are the
+    handles and ``tracks[-1]`` where they ended (``len(tracks) == steps + 1``). ``reason``:
+    ``"converged"`` (every handle within ``settings.stop_distance``), ``"done"`` (the step
+    budget ran out) or ``"cancelled"``.
+    """
+
+    recipe: EditRecipe
+    ws: torch.Tensor
+    targets: np.ndarray
+    tracks: np.ndarray
+    steps: int
+    reason: str
+    seconds: float
+    settings: DragSettings
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def points(self) -> np.ndarray:
+        """Where the handles ended, ``[num_handles, 2]`` as ``(x, y)``."""
+        return self.tracks[-1]
+
+    @property
+    def distances(self) -> np.ndarray:
+        """Each handle's final distance to its target, in pixels."""
+        return np.linalg.norm(self.targets - self.points, axis=1)
+
+    def report(self) -> dict:
+        """A JSON-ready summary: settings, per-step tracks, final distances."""
+        return {
+            "steps": self.steps,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "settings": asdict(self.settings),
+            "handles": self.tracks[0].tolist(),
+            "targets": self.targets.tolist(),
+            "tracks": self.tracks.tolist(),
+            "final_points": self.points.tolist(),
+            "final_distances": [round(float(d), 4) for d in self.distances],
+        }
+
+
+def drag(
+    G: nn.Module,
+    recipe: EditRecipe,
+    handles: Points,
+    targets: Points,
+    mask: np.ndarray | None = None,
+    settings: DragSettings = DragSettings(),
+    callback: Callable[[Progress], None] | None = None,
+    every: int = 1,
+    should_stop: Callable[[], bool] | None = None,
+) -> DragResult:
+    """Move what lies under each handle ``(x, y)`` to its target (pixels of G's output).
+
+    ``mask``: ``[R, R]``, nonzero where the image may change (the rest is held by the
+    mask term); ``None`` lets everything move. ``callback`` receives a
+    :class:`~latentstudio.engine.latent_optimization.Progress` every ``every`` steps with the
+    image and ``state["points"]`` (tracked positions) and ``state["distances"]``;
+    ``should_stop()`` cancels (the result then holds the last update). Raises
+    :class:`DragError` for unusable points, mask or settings and
+    :class:`~latentstudio.engine.recipe.RecipeError` for a recipe that does not fit G.
+    """
+    handles_array, targets_array = _check_points(handles, targets, G.img_resolution)
+    keep = _check_mask(mask, G.img_resolution)
+    settings = settings.resolved(G, len(handles_array))
+    device = G.mapping.w_avg.device
+    ws = compose_ws(G, recipe)
+    if is_stylegan3(G):
+        G.synthesis.set_transform(recipe.translate, recipe.rotate)
+    synthesis = FeatureSynthesis(G, settings.feature_layer, recipe.noise_mode, recipe.noise_seed)
+    objective = DragObjective(synthesis, ws, handles_array, targets_array,
+                              None if keep is None else keep.to(device), settings)
+    start = time.perf_counter()
+    outcome = optimize(objective, settings.steps, settings.lr, callback=callback, every=every, should_stop=should_stop)
+    if outcome.reason != "converged":
+        objective.track_final()  # where the handles are in the image of the final latents
+    final = objective.current_ws().detach().clone()
+    return DragResult(recipe=recipe_for_ws(recipe, final), ws=final, targets=targets_array,
+                      tracks=np.stack(objective.tracks), steps=outcome.steps, reason=outcome.reason,
+                      seconds=time.perf_counter() - start, settings=settings, history=outcome.history)
+
+
+class DragObjective:
+    """DragGAN's loss and point tracking as an :class:`~latentstudio.engine.latent_optimization.Objective`.
+
+    The variables are ``ws[:, :num_layers]``; the other rows stay as they were. The first
+    forward pass records the reference features (at the handles, and everywhere for the
+    mask term); every later one first tracks the handles in its own features.
+    """
+
+    def __init__(self, synthesis: FeatureSynthesis, ws: torch.Tensor, handles: np.ndarray, targets: np.ndarray,
+                 keep: torch.Tensor | None, settings: DragSettings):
+        self.synthesis = synthesis
+        self.settings = settings
+        self.rows = trainable_copy(ws[:, : settings.num_layers])
+        self.fixed = ws[:, settings.num_layers :].detach().to(torch.float32)
+        self.points = handles.astype(np.float64)
+        self.targets = targets.astype(np.float64)
+        self.keep = keep  # [1, 1, R, R], 1 where the features must stay; None without a mask
+        self.tracks: list[np.ndarray] = []
+        self.reference: torch.Tensor | None = None  # [C, num_handles]
+        self.initial: torch.Tensor | None = None  # [1, C, R, R]
+        self.disk = _disk_offsets(settings.motion_radius)
+
+    def parameter_groups(self) -> list[dict]:
+        return [{"params": [self.rows]}]
+
+    def current_ws(self) -> torch.Tensor:
+        return torch.cat([self.rows, self.fixed], dim=1)
+
+    def forward(self, step: int, total: int) -> StepOutput:
+        ws = self.current_ws()
+        features, carry = self.synthesis.features(ws)
+        detached = features.detach()
+        if self.reference is None:
+            self.initial = detached
+            self.reference = _sample(detached, self.points)
+        else:
+            self.points = track_points(detached, self.reference, self.points, self.settings.tracking_radius)
+        self.tracks.append(self.points.copy())
+        distances = np.linalg.norm(self.targets - self.points, axis=1)
+        converged = bool((distances <= self.settings.stop_distance).all())
+
+        pull = distances > min(1.0, self.settings.stop_distance)  # DragGAN leaves handles within 1 px alone
+        motion = motion_loss(features, self.points[pull], self.targets[pull], self.disk)
+        loss = motion if motion is not None else features.sum() * 0  # nothing to pull: a zero gradient
+        values = {"motion": float(motion.detach()) if motion is not None else 0.0}
+        if self.keep is not None and self.settings.mask_weight > 0:
+            held = ((features - self.initial).abs() * self.keep).mean()
+            loss = loss + self.settings.mask_weight * held
+            values["mask"] = float(held.detach())
+        values["loss"] = float(loss.detach())
+        values["max_distance"] = float(distances.max())
+        frozen_ws = ws.detach().clone()  # the latents of this step: the image is drawn after the update
+        return StepOutput(
+            loss=loss, values=values, image=lambda: self.synthesis.image(frozen_ws, carry),
+            state={"points": self.points.tolist(), "distances": distances.tolist()}, converged=converged,
+        )
+
+    def after_step(self, step: int, output: StepOutput) -> bool:
+        return False  # convergence is decided before each update, on freshly tracked points
+
+    def track_final(self) -> None:
+        """Track the handles once more, in the features of the latents as they are now."""
+        if self.reference is None:
+            return  # no step ran: the handles are where they were
+        with torch.no_grad():
+            features, _ = self.synthesis.features(self.current_ws())
+        self.points = track_points(features, self.reference, self.points, self.settings.tracking_radius)
+        self.tracks.append(self.points.copy())
+
+
+def motion_loss(features: torch.Tensor, points: np.ndarray, targets: np.ndarray, disk: np.ndarray) -> torch.Tensor | None:
+    """DragGAN's motion supervision: ``mean |sg(F(q)) - F(q + d)|`` over the disk ``q`` around
+    each point, ``d`` the unit vector to its target; summed over points (None for none)."""
+    _, _, height, width = features.shape
+    loss = None
+    for point, target in zip(points, targets):
+        direction = (target - point) / max(np.linalg.norm(target - point), 1e-7)
+        q = np.rint(point) + disk  # [n, 2] (x, y)
+        q = q[(q[:, 0] >= 0) & (q[:, 0] < width) & (q[:, 1] >= 0) & (q[:, 1] < height)]
+        if len(q) == 0:
+            continue
+        q_index = torch.from_numpy(q.astype(np.int64)).to(features.device)
+        source = features[0, :, q_index[:, 1], q_index[:, 0]].detach()  # [C, n]
+        moved = _sample(features, q + direction)  # [C, n]
+        term = F.l1_loss(moved, source)
+        loss = term if loss is None else loss + term
+    return loss
+
+
+def track_points(features: torch.Tensor, reference: torch.Tensor, points: np.ndarray, radius: float) -> np.ndarray:
+    """DragGAN's point tracking: for each point, the pixel of the square of ``radius`` around
+    it whose feature is nearest (L2) to the point's reference feature ``reference[:, i]``."""
+    _, _, height, width = features.shape
+    r = int(math.floor(radius))
+    tracked = np.empty_like(points)
+    with torch.no_grad():
+        for i, point in enumerate(points):
+            x, y = (int(v) for v in np.rint(point))
+            top, bottom, left, right = max(y - r, 0), min(y + r + 1, height), max(x - r, 0), min(x + r + 1, width)
+            window = features[0, :, top:bottom, left:right]  # [C, h, w]
+            distance = (window - reference[:, i, None, None]).square().sum(dim=0)
+            index = int(distance.flatten().argmin())
+            tracked[i] = (left + index % (right - left), top + index // (right - left))
+    return tracked
+
+
+def recipe_for_ws(recipe: EditRecipe, ws: torch.Tensor) -> EditRecipe:
+    """A recipe whose latents are exactly ``ws``, keeping ``recipe``'s direction edits.
+
+    Truncation and style mixing are baked into ``latent`` (psi 1, no mix), but each
+    enabled direction edit stays in the recipe and is subtracted from ``latent``: its slider
+    keeps its value and its meaning, and every later edit composes with the result.
+    """
+    base = ws.detach().to(torch.float32).cpu().clone()
+    num_ws, w_dim = base.shape[1:]
+    for edit in recipe.edits:
+        if edit.enabled and edit.strength != 0 and len(edit.vector) == w_dim:
+            base[:, edit.layer_slice(num_ws)] -= (edit.strength * edit.sigma) * torch.tensor(edit.vector, dtype=torch.float32)
+    return recipe.replace(latent=tuple(base.flatten().tolist()), truncation_psi=1.0, truncation_cutoff=None,
+                          mix_seed=None, mix=())
+
+
+def _sample(features: torch.Tensor, points: np.ndarray) -> torch.Tensor:
+    """Bilinear samples of ``features`` ``[1, C, H, W]`` at pixel positions ``(x, y)``: ``[C, n]``."""
+    _, _, height, width = features.shape
+    xy = torch.as_tensor(np.asarray(points, dtype=np.float32), device=features.device).reshape(1, 1, -1, 2)
+    grid = torch.stack([xy[..., 0] / max(width - 1, 1), xy[..., 1] / max(height - 1, 1)], dim=-1) * 2 - 1
+    return F.grid_sample(features, grid, mode="bilinear", align_corners=True)[0, :, 0]
+
+
+def _disk_offsets(radius: float) -> np.ndarray:
+    """Integer ``(dx, dy)`` with ``dx² + dy² < radius²``."""
+    r = int(math.ceil(radius))
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    inside = dx**2 + dy**2 < radius**2
+    return np.stack([dx[inside], dy[inside]], axis=1).astype(np.float64)
+
+
+def _check_points(handles: Points, targets: Points, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        handles_array = np.asarray(handles, dtype=np.float64).reshape(-1, 2)
+        targets_array = np.asarray(targets, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise DragError("handles and targets must be lists of (x, y) pairs") from None
+    if len(handles_array) == 0:
+        raise DragError("give at least one handle and its target")
+    if len(handles_array) != len(targets_array):
+        raise DragError(f"{len(handles_array)} handles but {len(targets_array)} targets: give one target per handle")
+    for name, array in (("handle", handles_array), ("target", targets_array)):
+        bad = ~np.isfinite(array).all(axis=1) | (array < 0).any(axis=1) | (array > resolution - 1).any(axis=1)
+        if bad.any():
+            x, y = array[int(np.argmax(bad))]
+            raise DragError(f"{name} ({x:g}, {y:g}) is outside the {resolution}x{resolution} image "
+                            f"(x and y run from 0 to {resolution - 1})")
+    return handles_array, targets_array
+
+
+MAX_MASK_SIDE = 16384  # pixels; a mask file claiming more is refused before it is decoded
+
+
+def load_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
+    """A mask image -> ``[resolution, resolution]`` bool, True where the image may change.
+
+    White (any grey above half; transparent pixels count as black) marks the region that
+    may change. A square image of another size is resized
+    (nearest neighbour, so the edge stays sharp); anything else is a :class:`DragError`.
+    """
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if max(width, height) > MAX_MASK_SIDE:
+                raise DragError(f"{path}: {width}x{height} is too large for a mask")
+            if width != height:
+                raise DragError(f"{path}: the mask is {width}x{height}; it must be square like the image ({resolution}x{resolution})")
+            rgba = image.convert("RGBA")  # transparent counts as black: paint on a clear layer works too
+            grey = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("L")
+            if width != resolution:
+                grey = grey.resize((resolution, resolution), Image.Resampling.NEAREST)
+            mask = np.asarray(grey, dtype=np.uint8) > 127
+    except DragError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DragError(f"{path}: not a readable mask image ({error})") from None
+    if not mask.any():
+        raise DragError(f"{path}: the mask is empty (paint the region that may change white)")
+    return mask
+
+
+def _check_mask(mask: np.ndarray | None, resolution: int) -> torch.Tensor | None:
+    """The mask as ``[1, 1, R, R]`` float, 1 where features are held (outside the mask)."""
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != (resolution, resolution):
+        raise DragError(f"the mask is {'x'.join(map(str, mask.shape))}; this model needs {resolution}x{resolution}")
+    movable = np.nan_to_num(mask.astype(np.float64)) > 0
+    if not movable.any():
+        raise DragError("the mask is empty: paint the region that may change")
+    return torch.from_numpy((~movable).astype(np.float32))[None, None]
