@@ -26,10 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--mask", metavar="PNG", help="the region that may change (white; the rest is kept), "
                         "an image of the model's size or a square one that is resized to it")
     parser.add_argument("--steps", type=int, default=200, metavar="N", help="at most N optimisation steps (default 200)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam step size (default: the engine's)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam step size (default: the engine's for the model size)")
     parser.add_argument("--feature-layer", type=int, default=None, metavar="I",
                         help="StyleGAN2 block / StyleGAN3 layer index whose features are used (default: DragGAN's choice)")
     parser.add_argument("--layers", type=int, default=None, metavar="N", help="optimise the first N ws rows (default 6/16 of them)")
+    parser.add_argument("--mask-weight", type=float, default=None, metavar="LAMBDA",
+                        help="how strongly --mask holds the rest of the image (default: the engine's for the model size)")
     parser.add_argument("--stop-distance", type=float, default=None, metavar="PX",
                         help="stop when every handle is this close to its target (default 1 px, 2 px for 5+ handles)")
     parser.add_argument("--out", required=True, help="the result, a PNG carrying its recipe")
@@ -39,8 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from tqdm import tqdm
 
     from latentstudio.cli import CliError
@@ -60,9 +60,8 @@ def run(args: argparse.Namespace) -> int:
             mask = load_mask(args.mask, G.img_resolution)
         except DragError as error:
             raise CliError(str(error)) from None
-    defaults = DragSettings()
-    settings = replace(defaults, steps=args.steps, lr=args.lr if args.lr is not None else defaults.lr,
-                       feature_layer=args.feature_layer, num_layers=args.layers, stop_distance=args.stop_distance)
+    settings = DragSettings(steps=args.steps, lr=args.lr, feature_layer=args.feature_layer, num_layers=args.layers,
+                            stop_distance=args.stop_distance, mask_weight=args.mask_weight)
     handles = [pair[0] for pair in args.points]
     targets = [pair[1] for pair in args.points]
     bar = tqdm(total=args.steps, desc="drag", unit="step", file=sys.stderr, disable=None)

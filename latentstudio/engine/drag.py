@@ -22,12 +22,20 @@ within ``stop_distance`` of its target or after ``steps`` updates. The loop is t
 :class:`~latentstudio.engine.recipe.EditRecipe` with ``latent`` set, so every other edit
 composes with it.
 
-The paper's settings and ours (all in :class:`DragSettings`): features of the 6th block
-(``feature_maps``); Adam at 2e-3 (the paper's step size for FFHQ); the first 6 of 16 ``ws``
-rows of a 512 px model, i.e. 6/16 of ``num_ws`` here; ``r1`` = 3 and ``r2`` = 12 pixels at
-512 px, scaled to the image size but never below 2 and 4 pixels (scaled all the way down,
-a 64 px model would supervise no pixel at all); ``lambda`` = 20; stop at 1 pixel for up to
-4 handles, 2 pixels for more.
+Settings (:class:`DragSettings`; ``None`` picks the default for the model):
+
+- as in the paper, at every size: the features of the 6th block (see ``feature_maps``);
+  the first 6/16 of the ``ws`` rows optimised (6 of a 512 px model's 16); motion radius
+  ``r1`` = 3 and tracking radius ``r2`` = 12 pixels at 512 px, scaled to the image size but
+  never below 2 and 4 pixels (scaled all the way down, a 64 px model would supervise no pixel
+  at all); stop at 1 pixel for up to 4 handles, 2 pixels for more;
+- from 256 px up (the sizes the paper worked at): Adam at 2e-3 (its step size for FFHQ) and
+  ``lambda`` = 20, the mask term on the features only;
+- below 256 px, measured on the bundled 64 px model (``benchmarks/drag.py``): at the paper's
+  values a handle inside a mask does not move at all, so Adam at 0.04, ``lambda`` = 1, and
+  the mask term also holds the skip generator's partial image (``image_hold``), without which
+  the coarse layers repaint the whole picture through the toRGB path: outside the mask the
+  image changed 37 % as much as inside; with it, under a fifth.
 """
 from __future__ import annotations
 
@@ -43,13 +51,23 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from latentstudio.engine.feature_maps import FeatureSynthesis, default_feature_layer, feature_layers, is_stylegan3
+from latentstudio.engine.feature_maps import (
+    Features,
+    FeatureSynthesis,
+    ResizedFeatures,
+    default_feature_layer,
+    feature_layers,
+    is_stylegan3,
+)
 from latentstudio.engine.latent_optimization import Progress, StepOutput, optimize, trainable_copy
 from latentstudio.engine.recipe import EditRecipe, compose_ws
 
 PAPER_RESOLUTION = 512
 PAPER_LAYERS, PAPER_NUM_WS = 6, 16  # DragGAN optimises ws[:6] of a 512 px model's 16
 MIN_MOTION_RADIUS, MIN_TRACKING_RADIUS = 2.0, 4.0
+SMALL_MODEL = 256  # below this size, the measured defaults replace the paper's
+PAPER_OPTIMISER = {"lr": 2e-3, "mask_weight": 20.0, "image_hold": 0.0}
+SMALL_MODEL_OPTIMISER = {"lr": 0.04, "mask_weight": 1.0, "image_hold": 5.0}
 
 Points = Sequence[Sequence[float]]  # [(x, y), ...] in pixels of the model's output
 
@@ -60,42 +78,47 @@ class DragError(ValueError):
 
 @dataclass(frozen=True)
 class DragSettings:
-    """How a drag runs; ``None`` means the paper's choice for this model (see the module).
+    """How a drag runs; ``None`` means the default for the model (see the module docstring).
 
     ``steps``: at most this many updates. ``lr``: Adam's step size. ``feature_layer``:
     StyleGAN2 block / StyleGAN3 layer index of the features. ``num_layers``: how many ``ws``
     rows, from the first, are optimised. ``motion_radius`` (r1) / ``tracking_radius`` (r2):
     pixels. ``stop_distance``: pixels. ``mask_weight``: lambda of the mask term.
+    ``image_hold``: in StyleGAN2 ``skip`` generators, the weight of the partial image (the
+    sum of the toRGB outputs up to the feature block) in the mask term, relative to the
+    features, each measured against its own initial magnitude (ours; 0 holds the features
+    only, as DragGAN does).
     """
 
     steps: int = 200
-    lr: float = 2e-3
+    lr: float | None = None
     feature_layer: int | None = None
     num_layers: int | None = None
     motion_radius: float | None = None
     tracking_radius: float | None = None
     stop_distance: float | None = None
-    mask_weight: float = 20.0
+    mask_weight: float | None = None
+    image_hold: float | None = None
 
     def resolved(self, G: nn.Module, num_handles: int) -> "DragSettings":
         """These settings with every ``None`` replaced by its value for ``G`` and that many handles."""
+        self.check(G)
         scale = G.img_resolution / PAPER_RESOLUTION
-        layers = self.num_layers if self.num_layers is not None else max(1, round(PAPER_LAYERS * G.num_ws / PAPER_NUM_WS))
-        settings = replace(
-            self,
-            feature_layer=self.feature_layer if self.feature_layer is not None else default_feature_layer(G),
-            num_layers=layers,
-            motion_radius=self.motion_radius if self.motion_radius is not None else max(3 * scale, MIN_MOTION_RADIUS),
-            tracking_radius=self.tracking_radius if self.tracking_radius is not None else max(12 * scale, MIN_TRACKING_RADIUS),
-            stop_distance=self.stop_distance if self.stop_distance is not None else (1.0 if num_handles < 5 else 2.0),
-        )
-        settings.check(G)
-        return settings
+        optimiser = PAPER_OPTIMISER if G.img_resolution >= SMALL_MODEL else SMALL_MODEL_OPTIMISER
+        defaults = {
+            **optimiser,
+            "feature_layer": default_feature_layer(G),
+            "num_layers": max(1, round(PAPER_LAYERS * G.num_ws / PAPER_NUM_WS)),
+            "motion_radius": max(3 * scale, MIN_MOTION_RADIUS),
+            "tracking_radius": max(12 * scale, MIN_TRACKING_RADIUS),
+            "stop_distance": 1.0 if num_handles < 5 else 2.0,
+        }
+        return replace(self, **{name: value for name, value in defaults.items() if getattr(self, name) is None})
 
     def check(self, G: nn.Module) -> None:
         if not (isinstance(self.steps, int) and self.steps >= 0):
             raise DragError(f"steps must be a whole number of zero or more, not {self.steps}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise DragError(f"the learning rate must be positive, not {self.lr}")
         choices = feature_layers(G)
         if self.feature_layer is not None and not 0 <= self.feature_layer < len(choices):
@@ -109,8 +132,10 @@ class DragSettings:
                 raise DragError(f"{name.replace('_', ' ')} must be 1-{G.img_resolution} pixels, not {value}")
         if self.stop_distance is not None and not (math.isfinite(self.stop_distance) and self.stop_distance >= 0):
             raise DragError(f"the stop distance must be zero or more pixels, not {self.stop_distance}")
-        if not (math.isfinite(self.mask_weight) and self.mask_weight >= 0):
-            raise DragError(f"the mask weight must be zero or more, not {self.mask_weight}")
+        for name in ("mask_weight", "image_hold"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise DragError(f"{name.replace('_', ' ')} must be zero or more, not {value}")
 
 
 @dataclass
@@ -205,7 +230,9 @@ class DragObjective:
 
     The variables are ``ws[:, :num_layers]``; the other rows stay as they were. The first
     forward pass records the reference features (at the handles, and everywhere for the
-    mask term); every later one first tracks the handles in its own features.
+    mask term); every later one first tracks the handles in its own features. The mask term
+    compares features at the map's own resolution, with the mask averaged over each feature
+    cell (the same comparison as on the resized map, without building it).
     """
 
     def __init__(self, synthesis: FeatureSynthesis, ws: torch.Tensor, handles: np.ndarray, targets: np.ndarray,
@@ -216,10 +243,10 @@ class DragObjective:
         self.fixed = ws[:, settings.num_layers :].detach().to(torch.float32)
         self.points = handles.astype(np.float64)
         self.targets = targets.astype(np.float64)
-        self.keep = keep  # [1, 1, R, R], 1 where the features must stay; None without a mask
+        self.keep = keep  # [1, 1, R, R], 1 where the image must stay; None without a mask
         self.tracks: list[np.ndarray] = []
         self.reference: torch.Tensor | None = None  # [C, num_handles]
-        self.initial: torch.Tensor | None = None  # [1, C, R, R]
+        self.initial: Features | None = None
         self.disk = _disk_offsets(settings.motion_radius)
 
     def parameter_groups(self) -> list[dict]:
@@ -230,32 +257,42 @@ class DragObjective:
 
     def forward(self, step: int, total: int) -> StepOutput:
         ws = self.current_ws()
-        features, carry = self.synthesis.features(ws)
-        detached = features.detach()
+        features = self.synthesis.features(ws)
+        resized = ResizedFeatures(features.map, self.synthesis.resolution)
         if self.reference is None:
-            self.initial = detached
-            self.reference = _sample(detached, self.points)
+            self.initial = Features(features.map.detach(), _detached(features.partial_image), None)
+            self.reference = resized.at(self.points).detach()
         else:
-            self.points = track_points(detached, self.reference, self.points, self.settings.tracking_radius)
+            self.points = track_points(resized, self.reference, self.points, self.settings.tracking_radius)
         self.tracks.append(self.points.copy())
         distances = np.linalg.norm(self.targets - self.points, axis=1)
         converged = bool((distances <= self.settings.stop_distance).all())
 
         pull = distances > min(1.0, self.settings.stop_distance)  # DragGAN leaves handles within 1 px alone
-        motion = motion_loss(features, self.points[pull], self.targets[pull], self.disk)
-        loss = motion if motion is not None else features.sum() * 0  # nothing to pull: a zero gradient
+        motion = motion_loss(resized, self.points[pull], self.targets[pull], self.disk)
+        loss = motion if motion is not None else features.map.sum() * 0  # nothing to pull: a zero gradient
         values = {"motion": float(motion.detach()) if motion is not None else 0.0}
         if self.keep is not None and self.settings.mask_weight > 0:
-            held = ((features - self.initial).abs() * self.keep).mean()
+            held = self._held(features)
             loss = loss + self.settings.mask_weight * held
             values["mask"] = float(held.detach())
         values["loss"] = float(loss.detach())
         values["max_distance"] = float(distances.max())
-        frozen_ws = ws.detach().clone()  # the latents of this step: the image is drawn after the update
+        frozen_ws = ws.detach().clone()  # the latents of this step: its image is drawn after the update
         return StepOutput(
-            loss=loss, values=values, image=lambda: self.synthesis.image(frozen_ws, carry),
+            loss=loss, values=values, image=lambda: self.synthesis.image(frozen_ws, features.carry),
             state={"points": self.points.tolist(), "distances": distances.tolist()}, converged=converged,
         )
+
+    def _held(self, features: Features) -> torch.Tensor:
+        """How far the region outside the mask has moved from where it started (feature units)."""
+        initial = self.initial.map
+        held = _masked_l1(features.map, initial, self.keep)
+        if features.partial_image is not None and self.settings.image_hold > 0:
+            # The image in feature units: each compared against its own initial magnitude.
+            scale = initial.abs().mean() / self.initial.partial_image.abs().mean().clamp_min(1e-8)
+            held = held + self.settings.image_hold * scale * _masked_l1(features.partial_image, self.initial.partial_image, self.keep)
+        return held
 
     def after_step(self, step: int, output: StepOutput) -> bool:
         return False  # convergence is decided before each update, on freshly tracked points
@@ -265,41 +302,41 @@ class DragObjective:
         if self.reference is None:
             return  # no step ran: the handles are where they were
         with torch.no_grad():
-            features, _ = self.synthesis.features(self.current_ws())
-        self.points = track_points(features, self.reference, self.points, self.settings.tracking_radius)
+            features = self.synthesis.features(self.current_ws())
+        resized = ResizedFeatures(features.map, self.synthesis.resolution)
+        self.points = track_points(resized, self.reference, self.points, self.settings.tracking_radius)
         self.tracks.append(self.points.copy())
 
 
-def motion_loss(features: torch.Tensor, points: np.ndarray, targets: np.ndarray, disk: np.ndarray) -> torch.Tensor | None:
+def motion_loss(features: ResizedFeatures, points: np.ndarray, targets: np.ndarray, disk: np.ndarray) -> torch.Tensor | None:
     """DragGAN's motion supervision: ``mean |sg(F(q)) - F(q + d)|`` over the disk ``q`` around
     each point, ``d`` the unit vector to its target; summed over points (None for none)."""
-    _, _, height, width = features.shape
+    size = features.resolution
     loss = None
     for point, target in zip(points, targets):
         direction = (target - point) / max(np.linalg.norm(target - point), 1e-7)
         q = np.rint(point) + disk  # [n, 2] (x, y)
-        q = q[(q[:, 0] >= 0) & (q[:, 0] < width) & (q[:, 1] >= 0) & (q[:, 1] < height)]
+        q = q[((q >= 0) & (q < size)).all(axis=1)]
         if len(q) == 0:
             continue
-        q_index = torch.from_numpy(q.astype(np.int64)).to(features.device)
-        source = features[0, :, q_index[:, 1], q_index[:, 0]].detach()  # [C, n]
-        moved = _sample(features, q + direction)  # [C, n]
-        term = F.l1_loss(moved, source)
+        index = torch.from_numpy(q.astype(np.int64))
+        source = features.pixels(index[:, 0], index[:, 1]).detach()  # [C, n]
+        term = F.l1_loss(features.at(q + direction), source)
         loss = term if loss is None else loss + term
     return loss
 
 
-def track_points(features: torch.Tensor, reference: torch.Tensor, points: np.ndarray, radius: float) -> np.ndarray:
+def track_points(features: ResizedFeatures, reference: torch.Tensor, points: np.ndarray, radius: float) -> np.ndarray:
     """DragGAN's point tracking: for each point, the pixel of the square of ``radius`` around
     it whose feature is nearest (L2) to the point's reference feature ``reference[:, i]``."""
-    _, _, height, width = features.shape
+    size = features.resolution
     r = int(math.floor(radius))
     tracked = np.empty_like(points)
     with torch.no_grad():
         for i, point in enumerate(points):
             x, y = (int(v) for v in np.rint(point))
-            top, bottom, left, right = max(y - r, 0), min(y + r + 1, height), max(x - r, 0), min(x + r + 1, width)
-            window = features[0, :, top:bottom, left:right]  # [C, h, w]
+            top, bottom, left, right = max(y - r, 0), min(y + r + 1, size), max(x - r, 0), min(x + r + 1, size)
+            window = features.window(left, top, right, bottom)  # [C, h, w]
             distance = (window - reference[:, i, None, None]).square().sum(dim=0)
             index = int(distance.flatten().argmin())
             tracked[i] = (left + index % (right - left), top + index // (right - left))
@@ -322,12 +359,15 @@ def recipe_for_ws(recipe: EditRecipe, ws: torch.Tensor) -> EditRecipe:
                           mix_seed=None, mix=())
 
 
-def _sample(features: torch.Tensor, points: np.ndarray) -> torch.Tensor:
-    """Bilinear samples of ``features`` ``[1, C, H, W]`` at pixel positions ``(x, y)``: ``[C, n]``."""
-    _, _, height, width = features.shape
-    xy = torch.as_tensor(np.asarray(points, dtype=np.float32), device=features.device).reshape(1, 1, -1, 2)
-    grid = torch.stack([xy[..., 0] / max(width - 1, 1), xy[..., 1] / max(height - 1, 1)], dim=-1) * 2 - 1
-    return F.grid_sample(features, grid, mode="bilinear", align_corners=True)[0, :, 0]
+def _masked_l1(value: torch.Tensor, initial: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``mean |value - initial| * keep``, with ``keep`` ``[1, 1, R, R]`` averaged down to the map's size."""
+    if keep.shape[-2:] != value.shape[-2:]:
+        keep = F.interpolate(keep, size=value.shape[-2:], mode="area")
+    return ((value - initial).abs() * keep).mean()
+
+
+def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach()
 
 
 def _disk_offsets(radius: float) -> np.ndarray:
@@ -389,7 +429,7 @@ def load_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
 
 
 def _check_mask(mask: np.ndarray | None, resolution: int) -> torch.Tensor | None:
-    """The mask as ``[1, 1, R, R]`` float, 1 where features are held (outside the mask)."""
+    """The mask as ``[1, 1, R, R]`` float, 1 where the image is held (outside the mask)."""
     if mask is None:
         return None
     mask = np.asarray(mask)

@@ -3,12 +3,17 @@
 DragGAN supervises motion and tracks points on the synthesis network's own features, which
 are far more discriminative than pixels. :class:`FeatureSynthesis` cuts the synthesis
 network after one StyleGAN2 block or StyleGAN3 layer: :meth:`~FeatureSynthesis.features`
-runs the layers up to the cut (with autograd, when the latents need gradients) and returns
-the feature map bilinearly resized to the image size, plus a ``carry`` to finish with;
-:meth:`~FeatureSynthesis.image` runs the rest (without autograd: no loss reads it). Together
-they do the arithmetic of one ``G.synthesis`` call in the same order, so the image is the
-network's own image, and an optimiser that needs only the features can skip the expensive
+runs the layers up to the cut (with autograd, when the latents need gradients) and
+:meth:`~FeatureSynthesis.image` runs the rest later (without autograd: no loss reads it).
+Together they compute what one ``G.synthesis`` call computes, so the image is the network's
+own image (to float rounding: the first part runs the modulated convolutions unfused, which
+spares the backward pass a gradient for every modulated weight, the rest the renderer's
+lean batch-1 path), and an optimiser that needs only the features skips the expensive
 high-resolution layers on steps whose image nobody looks at.
+
+DragGAN resizes the feature map bilinearly to the image size; :class:`ResizedFeatures`
+reads that resized map at any pixel positions without building it (a 512 px model's map
+would be 256 channels x 512 x 512 per step).
 
 Which features (``feature_layers`` lists the choices, :func:`default_feature_layer` picks):
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -80,6 +86,18 @@ def default_feature_layer(G: nn.Module) -> int:
     return next((layer.index for layer in layers if layer.size >= wanted), layers[-1].index)
 
 
+@dataclass
+class Features:
+    """What the layers up to the cut produced: the feature ``map`` ``[1, C, h, w]`` (float32,
+    StyleGAN3 margins cropped), the partial image of a StyleGAN2 ``skip`` generator summed so
+    far (``[1, img_channels, h, w]``, None otherwise), and a detached ``carry`` for
+    :meth:`FeatureSynthesis.image`."""
+
+    map: torch.Tensor
+    partial_image: torch.Tensor | None
+    carry: Any
+
+
 class FeatureSynthesis:
     """``G.synthesis`` cut after feature layer ``layer`` (default :func:`default_feature_layer`).
 
@@ -104,52 +122,85 @@ class FeatureSynthesis:
         self.noise_seed = noise_seed
         self.resolution = G.img_resolution
 
-    def _noise_generator(self) -> torch.Generator | None:
-        if self.noise_mode == "random" and not self.stylegan3:
-            return torch.Generator().manual_seed(self.noise_seed)  # on the CPU, as the renderer draws it
-        return None
+    def _noise_generator(self, state: torch.Tensor | None = None) -> torch.Generator | None:
+        if self.noise_mode != "random" or self.stylegan3:
+            return None
+        generator = torch.Generator()  # on the CPU, as the renderer draws it
+        if state is None:
+            return generator.manual_seed(self.noise_seed)
+        generator.set_state(state)
+        return generator
 
-    def features(self, ws: torch.Tensor, resize: bool = True) -> tuple[torch.Tensor, Any]:
-        """``ws`` ``[1, num_ws, w_dim]`` -> (features ``[1, C, R, R]`` float32, carry).
-
-        The features are bilinearly resized to the image size ``R`` unless ``resize`` is
-        False (then they are the map's own size). ``carry`` (detached) lets :meth:`image`
-        finish the same synthesis later.
-        """
+    def features(self, ws: torch.Tensor) -> Features:
+        """``ws`` ``[1, num_ws, w_dim]`` -> the :class:`Features` of the layers up to the cut."""
         ws = ws.to(torch.float32)
         if self.stylegan3:
             x = self.synthesis.input(ws[:, 0])
             for i, layer in enumerate(self.synthesis.layers[: self.layer.index + 1]):
                 x = layer(x, ws[:, i + 1])
-            carry: Any = (x.detach(), None)
             margin = (x.shape[-1] - self.layer.size) // 2
-            features = x[:, :, margin : x.shape[-2] - margin, margin : x.shape[-1] - margin].float()
-        else:
-            generator = self._noise_generator()
-            x = img = None
-            blocks = self.synthesis.blocks[: self.layer.index + 1]
-            for block, block_ws in zip(blocks, self.synthesis.split_ws(ws)):
-                x, img = block(x, img, block_ws, noise_mode=self.noise_mode, noise_generator=generator)
-            noise_state = generator.get_state() if generator is not None else None
-            carry = (x.detach(), None if img is None else img.detach(), noise_state)
-            features = x.float()
-        if resize and features.shape[-1] != self.resolution:
-            features = F.interpolate(features, size=(self.resolution, self.resolution), mode="bilinear", align_corners=False)
-        return features, carry
+            cropped = x[:, :, margin : x.shape[-2] - margin, margin : x.shape[-1] - margin]
+            return Features(cropped.float(), None, (x.detach(), None, None))
+        generator = self._noise_generator()
+        x = img = None
+        blocks = self.synthesis.blocks[: self.layer.index + 1]
+        for block, block_ws in zip(blocks, self.synthesis.split_ws(ws)):
+            # Unfused: the backward pass then needs no gradient of a modulated weight per layer.
+            x, img = block(x, img, block_ws, noise_mode=self.noise_mode, noise_generator=generator, fused_modconv=False)
+        carry = (x.detach(), None if img is None else img.detach(), None if generator is None else generator.get_state())
+        return Features(x.float(), img, carry)
 
     def image(self, ws: torch.Tensor, carry: Any) -> torch.Tensor:
-        """The NCHW image of the synthesis :meth:`features` began (``ws`` the same latents)."""
+        """The NCHW image of the synthesis that :meth:`features` began (``ws`` the same latents)."""
         with torch.no_grad():
             ws = ws.detach().to(torch.float32)
             if self.stylegan3:
                 # Resume before layer index + 1: step k of the network is layer k - 1.
                 return self.synthesis(ws, first_step=self.layer.index + 2, x=carry[0])
             x, img, noise_state = carry
-            generator = None
-            if noise_state is not None:
-                generator = torch.Generator()
-                generator.set_state(noise_state)
+            generator = self._noise_generator(noise_state)
             start = self.layer.index + 1
             for block, block_ws in zip(self.synthesis.blocks[start:], self.synthesis.split_ws(ws)[start:]):
-                x, img = block(x, img, block_ws, noise_mode=self.noise_mode, noise_generator=generator)
+                x, img = block(x, img, block_ws, noise_mode=self.noise_mode, noise_generator=generator, fused_modconv="auto")
             return img
+
+
+class ResizedFeatures:
+    """A feature map ``[1, C, h, w]`` read as if bilinearly resized to ``R x R``
+    (``F.interpolate(..., mode="bilinear", align_corners=False)``), without building it.
+
+    :meth:`pixels` gives the resized map's values at integer pixels; :meth:`at` interpolates
+    bilinearly between those (what ``grid_sample(..., align_corners=True)`` on the resized
+    map does), clamping positions to the image. Gradients flow to ``map``.
+    """
+
+    def __init__(self, map: torch.Tensor, resolution: int):
+        self.map = map
+        self.resolution = resolution
+        _, self.channels, self.height, self.width = map.shape
+
+    def pixels(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Values at integer pixels ``(x, y)`` (1-D integer tensors): ``[C, n]``."""
+        # Where F.interpolate reads pixel i: source (i + 0.5) * size / R - 0.5, clamped to the map.
+        u = ((x.to(torch.float32) + 0.5) * (self.width / self.resolution) - 0.5).clamp(0, self.width - 1)
+        v = ((y.to(torch.float32) + 0.5) * (self.height / self.resolution) - 0.5).clamp(0, self.height - 1)
+        grid = torch.stack([u / max(self.width - 1, 1), v / max(self.height - 1, 1)], dim=-1) * 2 - 1
+        grid = grid.to(self.map.device).reshape(1, 1, -1, 2)
+        return F.grid_sample(self.map, grid, mode="bilinear", align_corners=True)[0, :, 0]
+
+    def at(self, points: np.ndarray) -> torch.Tensor:
+        """Values at pixel positions ``(x, y)`` (``[n, 2]``, fractional allowed): ``[C, n]``."""
+        xy = torch.as_tensor(np.asarray(points, dtype=np.float64)).reshape(-1, 2).clamp(0, self.resolution - 1)
+        low = xy.floor()
+        frac = (xy - low).to(torch.float32).to(self.map.device)
+        x0, y0 = low[:, 0].long(), low[:, 1].long()
+        x1, y1 = (x0 + 1).clamp(max=self.resolution - 1), (y0 + 1).clamp(max=self.resolution - 1)
+        corners = self.pixels(torch.cat([x0, x1, x0, x1]), torch.cat([y0, y0, y1, y1])).reshape(self.channels, 4, -1)
+        fx, fy = frac[:, 0], frac[:, 1]
+        weights = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])  # [4, n]
+        return (corners * weights).sum(dim=1)
+
+    def window(self, left: int, top: int, right: int, bottom: int) -> torch.Tensor:
+        """The resized map on pixels ``left <= x < right``, ``top <= y < bottom``: ``[C, h, w]``."""
+        ys, xs = torch.meshgrid(torch.arange(top, bottom), torch.arange(left, right), indexing="ij")
+        return self.pixels(xs.flatten(), ys.flatten()).reshape(self.channels, bottom - top, right - left)
