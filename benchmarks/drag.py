@@ -1,6 +1,6 @@
 """Drag to edit (DragGAN): speed in steps per second, and accuracy over random drags.
 
-    python benchmarks/drag.py [MODEL] [--seeds 20] [--sizes 256] [--device cpu] [--json drag.json]
+    python benchmarks/drag.py [MODEL] [--seeds 20] [--sizes 256] [--gui 100] [--device cpu] [--json drag.json]
 
 Speed: optimisation steps per second on MODEL (default: the bundled default model) and on
 config-f StyleGAN2 networks with random weights at ``--sizes``, with the image of every step
@@ -13,6 +13,9 @@ with a mask (a disk of radius 20 % of the width around the handle and its target
 for comparison, without. Reported: the fraction of drags that end within 2 px of the target,
 the median final distance, the median steps, and the mean absolute pixel change (0-255,
 averaged over RGB) inside and outside the mask.
+
+Editor (``--gui``): the real window offscreen runs a drag while a 5 ms heartbeat timer
+measures the event loop; reported: step images shown per second and the worst stall.
 
 The machine's load average is printed before and after: on a shared machine the absolute
 speeds vary, the ratios to the renderer's frame less so.
@@ -116,6 +119,62 @@ def accuracy(G, seeds: int, use_mask: bool, settings: DragSettings) -> dict:
     return summary
 
 
+def editor_during_a_drag(model: str, steps: int) -> dict:
+    """The real editor offscreen: a drag of ``steps`` steps (stop distance 0, so it runs them all)
+    with a 5 ms heartbeat timer; how many step images the window showed, and its worst stall."""
+    import tempfile
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    import latentstudio.gui.drag_tool as drag_tool
+    from latentstudio.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    scratch = tempfile.TemporaryDirectory()
+    window = MainWindow(settings=QSettings(str(Path(scratch.name) / "s.ini"), QSettings.Format.IniFormat))
+    window.show()
+    window.open_model(model)
+
+    def spin_until(condition, timeout_s: float = 600.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                raise SystemExit("timed out waiting for the editor")
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
+
+    spin_until(lambda: window.current_frame() is not None)
+    tool = window.drag_tool
+    R = window.document.model.img_resolution
+    tool.add_pair((0.2 * R, 0.5 * R), (0.8 * R, 0.5 * R))  # too far to arrive within the steps
+    tool.steps.setValue(steps)
+    run_drag = drag_tool.run_drag
+    drag_tool.run_drag = lambda G, recipe, handles, targets, mask, settings, *rest: run_drag(
+        G, recipe, handles, targets, mask, DragSettings(steps=settings.steps, stop_distance=0.0), *rest)
+    shown: list[float] = []
+    tool._bridge.step.connect(lambda progress: shown.append(time.perf_counter()))
+    beats: list[float] = []
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: beats.append(time.perf_counter()))
+    heartbeat.start(5)
+    started = time.perf_counter()
+    tool.start()
+    spin_until(lambda: not tool.running)
+    heartbeat.stop()
+    drag_tool.run_drag = run_drag
+    gaps = 1e3 * np.diff(beats)
+    row = {"model": model, "steps": steps, "images_shown": len(shown),
+           "steps_per_s_shown": len(shown) / (shown[-1] - started) if shown else 0.0,
+           "worst_stall_ms": float(gaps.max()), "p99_gap_ms": float(np.percentile(gaps, 99))}
+    print(f"\neditor, {steps}-step drag on {Path(model).name}: {row['images_shown']} step images shown, "
+          f"{row['steps_per_s_shown']:.1f} steps/s on screen; event loop: worst stall {row['worst_stall_ms']:.1f} ms, "
+          f"99th percentile gap {row['p99_gap_ms']:.1f} ms (heartbeat 5 ms)", flush=True)
+    window.close()
+    scratch.cleanup()
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", default=str(REPO / "assets" / "faces64.safetensors"))
@@ -124,6 +183,8 @@ def main() -> int:
     parser.add_argument("--speed-steps", type=int, default=30, help="steps timed per speed measurement")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--gui", type=int, default=100, metavar="STEPS",
+                        help="also time a drag of STEPS steps in the real editor, offscreen (0: skip)")
     parser.add_argument("--json", help="also write every number here")
     args = parser.parse_args()
     if args.threads:
@@ -149,6 +210,8 @@ def main() -> int:
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for use_mask in (True, False):
             report["accuracy"].append(accuracy(G, args.seeds, use_mask, settings))
+    if args.gui:
+        report["editor"] = editor_during_a_drag(args.model, args.gui)
     report["load_after"] = os.getloadavg()
     print(f"\nload average after: {report['load_after'][0]:.1f} {report['load_after'][1]:.1f} {report['load_after'][2]:.1f}")
     if args.json:

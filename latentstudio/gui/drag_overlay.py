@@ -78,11 +78,12 @@ class DragOverlay:
             self.heads.append(head)
         pixel = self.view_box.viewPixelSize()[0] or 1.0  # scene units per screen pixel
         for index, head in enumerate(self.heads):
-            visible = index < len(ends)
+            (x0, y0), (x1, y1) = (starts[index], ends[index]) if index < len(ends) else ((0, 0), (0, 0))
+            # A head only where the dots leave room for one: not on an arrived handle.
+            visible = index < len(ends) and math.hypot(x1 - x0, y1 - y0) > (POINT_SIZE + 4) * pixel
             head.setVisible(visible)
             if not visible:
                 continue
-            (x0, y0), (x1, y1) = starts[index], ends[index]
             angle = math.atan2(y1 - y0, x1 - x0)
             back = (POINT_SIZE / 2 + 1) * pixel
             # ArrowItem's angle 0 points left; the view's y axis points down the screen.
