@@ -110,8 +110,11 @@ def test_tracking_finds_a_feature_where_it_moved():
 def test_a_drag_moves_the_tracked_handle_towards_its_target(G):
     handle, target = horizontal_drag(G)
     steps = []
-    result = drag(G, EditRecipe(seed=SEED, truncation_psi=0.7), [handle], [target], settings=DragSettings(steps=60),
+    weights = {name: value.clone() for name, value in G.state_dict().items()}
+    result = drag(G, EditRecipe(seed=SEED, truncation_psi=0.7), [handle], [target], settings=DragSettings(steps=40),
                   callback=steps.append)
+    assert all(torch.equal(value, weights[name]) for name, value in G.state_dict().items())  # the model is untouched
+    assert not any(p.requires_grad for p in G.parameters())
     distances = np.linalg.norm(result.tracks - np.array(target), axis=2)[:, 0]
     assert distances[0] == pytest.approx(np.hypot(*np.subtract(target, handle)))
     assert result.distances[0] < 0.5 * distances[0]
@@ -143,6 +146,7 @@ def test_the_result_is_a_recipe_that_composes_with_other_edits(G):
     handle, target = horizontal_drag(G, 0.05)
     result = drag(G, recipe, [handle], [target], settings=DragSettings(steps=3))
     assert result.recipe.latent is not None and result.recipe.edits == (edit,)  # the slider keeps its value
+    assert result.recipe.truncation_psi == 0.7  # and so does truncation
     assert torch.allclose(compose_ws(G, result.recipe), result.ws, atol=1e-5)
     stronger = result.recipe.replace(edits=(dataclasses.replace(edit, strength=2.5),))
     moved = compose_ws(G, stronger) - result.ws
@@ -157,14 +161,14 @@ def test_a_projected_photo_drags_like_a_seed(G):
     ws = ws + 0.05 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(0))
     projected = EditRecipe(latent=tuple(ws.flatten().tolist()))
     handle, target = horizontal_drag(G)
-    result = drag(G, projected, [handle], [target], settings=DragSettings(steps=30))
+    result = drag(G, projected, [handle], [target], settings=DragSettings(steps=15))
     assert result.distances[0] < np.hypot(*np.subtract(target, handle))
     assert torch.equal(compose_ws(G, projected)[:, result.settings.num_layers :], result.ws[:, result.settings.num_layers :])
 
 
-@pytest.mark.parametrize("fixture", ["sg3t_32.pkl", "sg2_gray32.pkl"])
-def test_stylegan3_and_grayscale_models_drag(fixtures_dir, fixture):
-    G = load_model(fixtures_dir / fixture, device="cpu")
+@pytest.mark.parametrize("fixture", ["sg3t_32.pkl", "sg2_gray32.pkl", "resnet", "orig"])
+def test_every_architecture_drags(fixtures_dir, fixture):
+    G = small_stylegan2(fixture) if fixture in ("resnet", "orig") else load_model(fixtures_dir / fixture, device="cpu")
     handle, target = horizontal_drag(G)
     result = drag(G, EditRecipe(seed=1), [handle], [target], settings=DragSettings(steps=3))
     assert result.tracks.shape == (result.steps + 1, 1, 2) and torch.isfinite(result.ws).all()
@@ -251,12 +255,12 @@ def test_point_pairs_parse_and_bad_ones_say_which_part():
 def test_cli_writes_the_image_and_a_report_that_agrees_with_the_engine(G, tmp_path, capsys):
     handle, target = horizontal_drag(G)
     points = f"{handle[0]},{handle[1]}:{target[0]},{target[1]}"
-    code = main(["drag", str(DEFAULT_MODEL), "--seed", str(SEED), "--trunc", "0.7", "--points", points, "--steps", "25",
+    code = main(["drag", str(DEFAULT_MODEL), "--seed", str(SEED), "--trunc", "0.7", "--points", points, "--steps", "10",
                  "--out", str(tmp_path / "drag.png"), "--report", str(tmp_path / "drag.json")])
     assert code == 0 and "final distance" in capsys.readouterr().out
     report = json.loads((tmp_path / "drag.json").read_text())
     expected = drag(G, EditRecipe(seed=SEED, truncation_psi=0.7, model=G.info.fingerprint), [handle], [target],
-                    settings=DragSettings(steps=25))
+                    settings=DragSettings(steps=10))
     assert report["tracks"] == expected.tracks.tolist() and report["steps"] == expected.steps
     assert report["final_distances"] == pytest.approx(expected.distances.tolist(), abs=1e-4)
     recipe, model_path = read_png_recipe(tmp_path / "drag.png")
@@ -297,9 +301,11 @@ def test_cli_rejects_malformed_points(capsys):
     assert "is not a pair" in capsys.readouterr().err
 
 
-def test_recipe_for_ws_is_exact_without_edits(G):
-    recipe = EditRecipe(seed=SEED, truncation_psi=0.5, truncation_cutoff=4, mix_seed=2, mix=(1, 1))
-    ws = compose_ws(G, recipe)
-    baked = recipe_for_ws(recipe, ws)
-    assert (baked.truncation_psi, baked.mix_seed, baked.mix) == (1.0, None, ())
-    assert torch.equal(compose_ws(G, baked), ws)
+@pytest.mark.parametrize("psi, cutoff", [(0.5, 4), (0.7, None), (0.0, None), (1.0, None)])
+def test_recipe_for_ws_reproduces_the_latents_and_keeps_truncation(G, psi, cutoff):
+    recipe = EditRecipe(seed=SEED, truncation_psi=psi, truncation_cutoff=cutoff, mix_seed=2, mix=(1, 1))
+    ws = compose_ws(G, recipe) + 0.1  # as if dragged
+    kept = recipe_for_ws(G, recipe, ws)
+    assert (kept.mix_seed, kept.mix) == (None, ())
+    assert (kept.truncation_psi, kept.truncation_cutoff) == ((psi, cutoff) if psi != 0 else (1.0, None))
+    assert torch.allclose(compose_ws(G, kept), ws, atol=1e-5)

@@ -111,6 +111,8 @@ def test_a_short_drag_is_one_undo_step_and_undo_restores_the_recipe_exactly(qtbo
     assert window.document.recipe == before
     window.document.undo_stack.redo()
     assert window.document.recipe == result.recipe
+    window.latent_panel.step_seed(1)  # picking a seed shows that seed, not the dragged latent
+    assert window.document.recipe.latent is None and window.document.recipe.seed == before.seed + 1
 
 
 def test_stop_ends_the_drag_and_keeps_what_it_reached(qtbot, window):
@@ -122,6 +124,10 @@ def test_stop_ends_the_drag_and_keeps_what_it_reached(qtbot, window):
     tool._bridge.step.connect(steps.append)
     with qtbot.waitSignal(tool.finished, timeout=WAIT_MS) as finished:
         tool.start()
+        qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT_MS)
+        with qtbot.waitSignal(window.controller.batchReady, timeout=WAIT_MS):  # the renderer keeps serving
+            window.controller.request_batch("probe", [before.replace(seed=s) for s in range(4)])
+        assert tool.running
         qtbot.waitUntil(lambda: len(steps) >= 3, timeout=WAIT_MS)
         tool.stop_button.click()
     result = finished.args[0]

@@ -220,7 +220,7 @@ def drag(
     if outcome.reason != "converged":
         objective.track_final()  # where the handles are in the image of the final latents
     final = objective.current_ws().detach().clone()
-    return DragResult(recipe=recipe_for_ws(recipe, final), ws=final, targets=targets_array,
+    return DragResult(recipe=recipe_for_ws(G, recipe, final), ws=final, targets=targets_array,
                       tracks=np.stack(objective.tracks), steps=outcome.steps, reason=outcome.reason,
                       seconds=time.perf_counter() - start, settings=settings, history=outcome.history)
 
@@ -343,19 +343,28 @@ def track_points(features: ResizedFeatures, reference: torch.Tensor, points: np.
     return tracked
 
 
-def recipe_for_ws(recipe: EditRecipe, ws: torch.Tensor) -> EditRecipe:
-    """A recipe whose latents are exactly ``ws``, keeping ``recipe``'s direction edits.
+def recipe_for_ws(G: nn.Module, recipe: EditRecipe, ws: torch.Tensor) -> EditRecipe:
+    """A recipe whose latents are exactly ``ws`` and that keeps ``recipe``'s sliders meaningful.
 
-    Truncation and style mixing are baked into ``latent`` (psi 1, no mix), but each
-    enabled direction edit stays in the recipe and is subtracted from ``latent``: its slider
-    keeps its value and its meaning, and every later edit composes with the result.
+    ``latent`` holds ``ws`` with the recipe's enabled direction edits taken off and its
+    truncation undone (``w_avg + (w - w_avg) / psi`` on the truncated rows), so the edits
+    and the truncation stay in the recipe, keep their values, and move the dragged image when
+    moved. Style mixing cannot be undone (a row wholly from seed B has nothing of A left), so
+    it is baked in; so is truncation at psi 0.
     """
     base = ws.detach().to(torch.float32).cpu().clone()
     num_ws, w_dim = base.shape[1:]
     for edit in recipe.edits:
         if edit.enabled and edit.strength != 0 and len(edit.vector) == w_dim:
             base[:, edit.layer_slice(num_ws)] -= (edit.strength * edit.sigma) * torch.tensor(edit.vector, dtype=torch.float32)
-    return recipe.replace(latent=tuple(base.flatten().tolist()), truncation_psi=1.0, truncation_cutoff=None,
+    psi, cutoff = recipe.truncation_psi, recipe.truncation_cutoff
+    if psi == 0:
+        psi, cutoff = 1.0, None
+    elif psi != 1:
+        rows = num_ws if cutoff is None else min(cutoff, num_ws)
+        w_avg = G.mapping.w_avg.detach().to(torch.float32).cpu().reshape(1, 1, w_dim)
+        base[:, :rows] = w_avg + (base[:, :rows] - w_avg) / psi
+    return recipe.replace(latent=tuple(base.flatten().tolist()), truncation_psi=psi, truncation_cutoff=cutoff,
                           mix_seed=None, mix=())
 
 
