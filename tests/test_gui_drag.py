@@ -115,13 +115,19 @@ def test_a_short_drag_is_one_undo_step_and_undo_restores_the_recipe_exactly(qtbo
     assert window.document.recipe.latent is None and window.document.recipe.seed == before.seed + 1
 
 
+def prepare_long_drag(tool) -> list:
+    """A pair too far apart to arrive soon and a large step budget; the list receives each step."""
+    tool.add_pair((20, 40), (44, 20))
+    tool.steps.setValue(5000)
+    steps: list = []
+    tool._bridge.step.connect(steps.append)
+    return steps
+
+
 def test_stop_ends_the_drag_and_keeps_what_it_reached(qtbot, window):
     tool = window.drag_tool
     before = window.document.recipe
-    tool.add_pair((20, 40), (44, 20))
-    tool.steps.setValue(5000)
-    steps = []
-    tool._bridge.step.connect(steps.append)
+    steps = prepare_long_drag(tool)
     with qtbot.waitSignal(tool.finished, timeout=WAIT_MS) as finished:
         tool.start()
         qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT_MS)
@@ -139,10 +145,7 @@ def test_stop_ends_the_drag_and_keeps_what_it_reached(qtbot, window):
 
 def test_changing_the_recipe_during_a_drag_discards_it(qtbot, window):
     tool = window.drag_tool
-    tool.add_pair((20, 40), (44, 20))
-    tool.steps.setValue(5000)
-    steps = []
-    tool._bridge.step.connect(steps.append)
+    steps = prepare_long_drag(tool)
     with qtbot.waitSignal(tool.failed, timeout=WAIT_MS) as failed:
         tool.start()
         qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT_MS)

@@ -216,7 +216,8 @@ def drag(
     objective = DragObjective(synthesis, ws, handles_array, targets_array,
                               None if keep is None else keep.to(device), settings)
     start = time.perf_counter()
-    outcome = optimize(objective, settings.steps, settings.lr, callback=callback, every=every, should_stop=should_stop)
+    with torch.enable_grad():  # also when called from inference code
+        outcome = optimize(objective, settings.steps, settings.lr, callback=callback, every=every, should_stop=should_stop)
     if outcome.reason != "converged":
         objective.track_final()  # where the handles are in the image of the final latents
     final = objective.current_ws().detach().clone()
@@ -232,7 +233,7 @@ class DragObjective:
     forward pass records the reference features (at the handles, and everywhere for the
     mask term); every later one first tracks the handles in its own features. The mask term
     compares features at the map's own resolution, with the mask averaged over each feature
-    cell (the same comparison as on the resized map, without building it).
+    cell (close to the comparison on the resized map, without building it).
     """
 
     def __init__(self, synthesis: FeatureSynthesis, ws: torch.Tensor, handles: np.ndarray, targets: np.ndarray,
@@ -248,6 +249,7 @@ class DragObjective:
         self.reference: torch.Tensor | None = None  # [C, num_handles]
         self.initial: Features | None = None
         self.disk = _disk_offsets(settings.motion_radius)
+        self._keeps: dict[tuple[int, int], torch.Tensor] = {}
 
     def parameter_groups(self) -> list[dict]:
         return [{"params": [self.rows]}]
@@ -287,12 +289,21 @@ class DragObjective:
     def _held(self, features: Features) -> torch.Tensor:
         """How far the region outside the mask has moved from where it started (feature units)."""
         initial = self.initial.map
-        held = _masked_l1(features.map, initial, self.keep)
+        held = (features.map - initial).abs().mul(self._keep_at(initial)).mean()
         if features.partial_image is not None and self.settings.image_hold > 0:
+            start = self.initial.partial_image
             # The image in feature units: each compared against its own initial magnitude.
-            scale = initial.abs().mean() / self.initial.partial_image.abs().mean().clamp_min(1e-8)
-            held = held + self.settings.image_hold * scale * _masked_l1(features.partial_image, self.initial.partial_image, self.keep)
+            scale = initial.abs().mean() / start.abs().mean().clamp_min(1e-8)
+            moved = (features.partial_image - start).abs().mul(self._keep_at(start)).mean()
+            held = held + self.settings.image_hold * scale * moved
         return held
+
+    def _keep_at(self, like: torch.Tensor) -> torch.Tensor:
+        """The held region at ``like``'s resolution: the kept fraction of each of its pixels."""
+        size = tuple(like.shape[-2:])
+        if size not in self._keeps:
+            self._keeps[size] = self.keep if self.keep.shape[-2:] == size else F.interpolate(self.keep, size=size, mode="area")
+        return self._keeps[size]
 
     def after_step(self, step: int, output: StepOutput) -> bool:
         return False  # convergence is decided before each update, on freshly tracked points
@@ -366,13 +377,6 @@ def recipe_for_ws(G: nn.Module, recipe: EditRecipe, ws: torch.Tensor) -> EditRec
         base[:, :rows] = w_avg + (base[:, :rows] - w_avg) / psi
     return recipe.replace(latent=tuple(base.flatten().tolist()), truncation_psi=psi, truncation_cutoff=cutoff,
                           mix_seed=None, mix=())
-
-
-def _masked_l1(value: torch.Tensor, initial: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """``mean |value - initial| * keep``, with ``keep`` ``[1, 1, R, R]`` averaged down to the map's size."""
-    if keep.shape[-2:] != value.shape[-2:]:
-        keep = F.interpolate(keep, size=value.shape[-2:], mode="area")
-    return ((value - initial).abs() * keep).mean()
 
 
 def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
