@@ -154,3 +154,13 @@ def test_changing_the_recipe_during_a_drag_discards_it(qtbot, window):
     qtbot.waitUntil(lambda: not tool.running, timeout=WAIT_MS)
     assert window.document.recipe.latent is None and not window.document.undo_stack.undoText().startswith("Drag")
     assert np.isfinite(np.asarray(tool.handles)).all()
+
+
+def test_shutting_down_stops_a_running_drag(qtbot, window):
+    tool = window.drag_tool
+    steps = prepare_long_drag(tool)
+    tool.start()
+    qtbot.waitUntil(lambda: len(steps) >= 1, timeout=WAIT_MS)
+    window.shutdown()  # cancels the drag and waits for the worker pool
+    qtbot.waitUntil(lambda: not tool.running, timeout=WAIT_MS)
+    assert len(steps) < 5000 and not window.document.undo_stack.undoText().startswith("Drag")
