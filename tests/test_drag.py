@@ -161,7 +161,7 @@ def test_a_projected_photo_drags_like_a_seed(G):
     ws = ws + 0.05 * torch.randn(ws.shape, generator=torch.Generator().manual_seed(0))
     projected = EditRecipe(latent=tuple(ws.flatten().tolist()))
     handle, target = horizontal_drag(G)
-    result = drag(G, projected, [handle], [target], settings=DragSettings(steps=15))
+    result = drag(G, projected, [handle], [target], settings=DragSettings(steps=30))
     assert result.distances[0] < np.hypot(*np.subtract(target, handle))
     assert torch.equal(compose_ws(G, projected)[:, result.settings.num_layers :], result.ws[:, result.settings.num_layers :])
 
