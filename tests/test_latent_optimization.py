@@ -103,3 +103,46 @@ def test_noise_buffers_are_the_synthesis_constants(problem):
     buffers = noise_buffers(G)
     assert [b.shape[-1] for b in buffers] == sorted(b.shape[-1] for b in buffers)
     assert len(buffers) == sum(1 for name, _ in G.synthesis.named_buffers() if name.endswith("noise_const")) > 0
+
+
+class ConvergedBeforeUpdate(FitImage):
+    """Says ``converged`` on its forward pass once ``after`` updates were made; renders lazily."""
+
+    def __init__(self, G, target, start, after):
+        super().__init__(G, target, start)
+        self.after, self.renders = after, 0
+
+    def forward(self, step, total):
+        output = super().forward(step, total)
+        image = output.image.detach()
+
+        def render():
+            self.renders += 1
+            return image
+
+        return StepOutput(loss=output.loss, values=output.values, image=render, state={"step": step},
+                          converged=step == self.after)
+
+
+def test_a_step_that_says_converged_stops_before_updating(problem):
+    G, target, start = problem
+    objective = ConvergedBeforeUpdate(G, target, start, after=3)
+    reports = []
+    result = optimize(objective, steps=10, lr=0.05, callback=reports.append, every=100)
+    assert (result.reason, result.steps, objective.after_calls, len(result.history)) == ("converged", 3, 3, 4)
+    assert [r.step for r in reports] == [3] and reports[0].state == {"step": 3}
+    # The latents reported are those the converged step saw: three updates, not four.
+    assert torch.equal(reports[0].ws, objective.ws.detach())
+
+    at_start = ConvergedBeforeUpdate(G, target, start, after=0)
+    result = optimize(at_start, steps=10, lr=0.05)
+    assert (result.reason, result.steps) == ("converged", 0) and torch.equal(at_start.ws.detach(), start)
+
+
+def test_a_lazy_image_is_rendered_only_for_reports(problem):
+    G, target, start = problem
+    objective = ConvergedBeforeUpdate(G, target, start, after=-1)
+    reports = []
+    optimize(objective, steps=6, lr=0.05, callback=reports.append, every=3)
+    assert objective.renders == 2 and [r.step for r in reports] == [3, 6]
+    assert reports[0].image.shape == (32, 32, 3) and reports[0].image.dtype.name == "uint8"

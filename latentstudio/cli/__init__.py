@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "bench",
     "project": "project",
     "video": "video",
+    "drag": "drag",
 }
 
 

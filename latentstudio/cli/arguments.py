@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from latentstudio.engine.ranges import RangeSyntaxError, parse_int_list, parse_layer_range
+from latentstudio.engine.ranges import RangeSyntaxError, parse_int_list, parse_layer_range, parse_point_pairs
 
 
 def int_list(text: str) -> list[int]:
@@ -53,3 +53,11 @@ def bit_rate(text: str) -> int:
     if not math.isfinite(value) or value < 1e4 or value > 1e9:
         raise argparse.ArgumentTypeError(f"{text!r} is not a bit rate like 8M or 800k (10k to 1000M)")
     return int(value)
+
+
+def point_pairs(text: str) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+    """``--points "x1,y1:x2,y2;..."``."""
+    try:
+        return parse_point_pairs(text)
+    except RangeSyntaxError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None

@@ -34,13 +34,19 @@ class StepOutput:
 
     ``loss`` is the scalar to minimise; ``values`` its named parts (plain floats, for the
     history and live curves); ``image`` the NCHW image of this step (about [-1, 1]), shown
-    to the callback; ``state`` anything else the callback should see (e.g. tracked points).
+    to the callback, or a function returning it, called only when a report is made (an
+    objective whose loss does not read the image then skips rendering it on the other
+    steps); ``state`` anything else the callback should see (e.g. tracked points).
+    ``converged``: the variables as they are already meet the objective's goal (DragGAN
+    checks its points before each update): the loop reports this step and stops without
+    updating.
     """
 
     loss: torch.Tensor
     values: dict[str, float] = field(default_factory=dict)
-    image: torch.Tensor | None = None
+    image: torch.Tensor | Callable[[], torch.Tensor] | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    converged: bool = False
 
 
 @dataclass
@@ -85,7 +91,8 @@ class Objective(Protocol):
 @dataclass
 class OptimizationResult:
     """How a run ended: ``steps`` updates made, ``reason`` in :data:`STOP_REASONS`,
-    ``history`` one ``values`` dict per step, ``seconds`` of wall time."""
+    ``history`` one ``values`` dict per forward pass (one per update, plus the last one
+    when a ``StepOutput`` said ``converged``), ``seconds`` of wall time."""
 
     steps: int
     reason: str
@@ -127,7 +134,9 @@ def optimize(
     group's base rate. ``callback`` gets a :class:`Progress` every ``every`` steps, at the
     last step and when the objective converges. ``should_stop()`` is polled before each
     step; when it returns True the loop ends with ``reason="cancelled"`` and the variables
-    hold the last update (a cancelled run still has a usable result).
+    hold the last update (a cancelled run still has a usable result). An objective
+    converges in ``after_step`` (after an update) or by a ``StepOutput`` marked
+    ``converged`` (before one); either ends the loop with ``reason="converged"``.
     """
     if steps < 0:
         raise ValueError(f"steps must be zero or more, not {steps}")
@@ -148,6 +157,12 @@ def optimize(
         for group, rate in zip(optimizer.param_groups, base_rates):
             group["lr"] = rate * scale
         output = objective.forward(step, steps)
+        if output.converged:
+            history.append(dict(output.values))
+            if callback is not None:
+                callback(_progress(objective, output, done, steps, start))
+            reason = "converged"
+            break
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
@@ -164,7 +179,8 @@ def optimize(
 
 
 def _progress(objective: Objective, output: StepOutput, step: int, total: int, start: float) -> Progress:
-    image = to_uint8(output.image.detach()[:1])[0] if output.image is not None else None
+    image = output.image() if callable(output.image) else output.image
+    image = to_uint8(image.detach()[:1])[0] if image is not None else None
     return Progress(step=step, total=total, values=dict(output.values), image=image,
                     ws=objective.current_ws().detach().clone(), state=dict(output.state),
                     elapsed_s=time.perf_counter() - start)

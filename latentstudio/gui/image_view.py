@@ -3,13 +3,31 @@
 Created once and updated in place (``setImage`` per frame with fixed levels), as the
 pyqtgraph examples do. The wheel zooms, dragging pans; :meth:`fit` shows the whole image and
 :meth:`actual_size` maps one image pixel to one screen pixel, aligned to the pixel grid.
+
+A tool (:class:`ImageTool`, e.g. the Drag tool's point placing and mask brush) can take the
+left mouse button: its presses, drags and releases arrive in image coordinates, while the
+wheel still zooms and the middle button pans. Tools draw their own items into ``view_box``.
 """
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QMouseEvent
+
+
+class ImageTool(Protocol):
+    """Receives left-button mouse events in image coordinates: ``(x, y)`` with pixel
+    ``(i, j)`` covering ``[i, i + 1) x [j, j + 1)``."""
+
+    def press(self, x: float, y: float, event: QMouseEvent) -> bool:
+        """A press; return True to receive the drag that follows (``move``, ``release``)."""
+
+    def move(self, x: float, y: float, event: QMouseEvent) -> None: ...
+
+    def release(self, x: float, y: float, event: QMouseEvent) -> None: ...
 
 
 class ImageView(pg.GraphicsView):
@@ -26,6 +44,8 @@ class ImageView(pg.GraphicsView):
         self._fitted_shape: tuple[int, int] | None = None
         self._auto_fit = True  # keep fitting on resize until the person zooms or pans
         self.view_box.sigRangeChangedManually.connect(self._stop_auto_fit)
+        self.tool: ImageTool | None = None
+        self._tool_drag = False
 
     def set_image(self, image: np.ndarray) -> None:
         """Show ``image`` (H x W x 3 uint8). The first image of a new size is fitted."""
@@ -39,6 +59,41 @@ class ImageView(pg.GraphicsView):
         self.image = None
         self._fitted_shape = None
         self.image_item.clear()
+
+    # -- tools ---------------------------------------------------------------------------
+    def set_tool(self, tool: ImageTool | None) -> None:
+        """Hand the left mouse button to ``tool`` (None: back to panning)."""
+        self.tool = tool
+        self._tool_drag = False
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool is not None else Qt.CursorShape.ArrowCursor)
+
+    def image_position(self, position: QPointF) -> tuple[float, float]:
+        """A position in this widget -> image coordinates (see :class:`ImageTool`)."""
+        point = self.view_box.mapSceneToView(self.mapToScene(position.toPoint()))
+        return point.x(), point.y()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.tool is not None and event.button() == Qt.MouseButton.LeftButton and self.image is not None:
+            self._tool_drag = bool(self.tool.press(*self.image_position(event.position()), event))
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self._tool_drag and self.tool is not None:
+            self.tool.move(*self.image_position(event.position()), event)
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt's name
+        if self.tool is not None and event.button() == Qt.MouseButton.LeftButton:
+            if self._tool_drag:
+                self.tool.release(*self.image_position(event.position()), event)
+            self._tool_drag = False
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
 
     def _stop_auto_fit(self, *_) -> None:
         self._auto_fit = False

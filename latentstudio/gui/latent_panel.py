@@ -32,7 +32,7 @@ class LatentPanel(QWidget):
         self.seed.setRange(0, SEED_MAX)
         self.seed.setKeyboardTracking(False)  # a typed seed is one edit, made on Enter
         self.seed.setToolTip("Seed A: picks z exactly as NVlabs gen_images.py does")
-        self.seed.valueChanged.connect(lambda v: self._edit("Seed", "seed", seed=v))
+        self.seed.valueChanged.connect(lambda v: self._edit("Seed", "seed", seed=v, latent=None))
         previous = QPushButton("◀")
         previous.setToolTip("Previous seed (Page Up)")
         previous.clicked.connect(lambda: self.step_seed(-1))
@@ -99,7 +99,7 @@ class LatentPanel(QWidget):
         self._form = form
 
         self.browser = SeedBrowser(document, controller)
-        self.browser.seedPicked.connect(lambda s: self._edit("Seed", None, seed=s))
+        self.browser.seedPicked.connect(lambda s: self._edit("Seed", None, seed=s, latent=None))
         self.browser.mixSeedPicked.connect(self.use_as_mixing_seed)
 
         layout = QVBoxLayout(self)
@@ -114,6 +114,8 @@ class LatentPanel(QWidget):
         self._on_model(document.model)
 
     def _edit(self, text: str, merge_key: str | None, **changes) -> None:
+        """Change the recipe; choosing a seed (``latent=None`` with it) drops a stored latent
+        (a drag or projection result), since the person asked to see that seed."""
         self.document.set_recipe(self.document.recipe.replace(**changes), text, merge_key=merge_key)
 
     def _translation(self) -> tuple[float, float]:
@@ -126,10 +128,10 @@ class LatentPanel(QWidget):
 
     def step_seed(self, delta: int) -> None:
         seed = min(max(self.document.recipe.seed + delta, 0), SEED_MAX)
-        self._edit("Seed", None, seed=seed)
+        self._edit("Seed", None, seed=seed, latent=None)
 
     def random_seed(self) -> None:
-        self._edit("Seed", None, seed=random.randrange(SEED_MAX))
+        self._edit("Seed", None, seed=random.randrange(SEED_MAX), latent=None)
 
     def use_as_mixing_seed(self, seed: int) -> None:
         self._edit("Seed B", None, mix_seed=seed)

@@ -32,6 +32,7 @@ from latentstudio.engine.renderer import Frame
 from latentstudio.gui import session
 from latentstudio.gui.directions_panel import DirectionsPanel
 from latentstudio.gui.document import EditorDocument
+from latentstudio.gui.drag_tool import DragTool
 from latentstudio.gui.image_view import ImageView
 from latentstudio.gui.latent_panel import LatentPanel
 from latentstudio.gui.mixing_view import MixingView
@@ -155,6 +156,12 @@ class MainWindow(QMainWindow):
         self.directions_panel.animateDirection.connect(self.timeline_panel.animate_direction)
         self.styles_panel.animateDirection.connect(self.timeline_panel.animate_direction)
         self.timeline_dock = self.add_dock("Timeline", self.timeline_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.drag_tool = DragTool(self.document, self.image_view)
+        self.drag_dock = self.add_dock("Drag", self.drag_tool, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.drag_tool.action.toggled.connect(lambda active: active and (self.drag_dock.show(), self.drag_dock.raise_()))
+        self.tools = self.addToolBar("Tools")
+        self.tools.setObjectName("toolbar-tools")
+        self.tools.addAction(self.drag_tool.action)
 
         self._build_status_bar()
         self._build_menus()
@@ -331,11 +338,12 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop the render thread, cancel a running direction computation, and wait for the
-        loading / PCA workers to finish."""
+        """Stop the render thread, cancel a running drag or direction computation, and wait
+        for the loading / PCA workers to finish."""
         self.controller.shutdown()
         self.projection_panel.shutdown()
         self.timeline_panel.shutdown()  # cancels a running video export
+        self.drag_tool.cancel()
         self.directions_panel.cancel()  # a 1M-sample PCA would otherwise hold the exit for its full run
         QThreadPool.globalInstance().waitForDone(30_000)
 
