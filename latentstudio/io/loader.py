@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from latentstudio.io.architectures import flatten_generator_kwargs
-from latentstudio.io.errors import ModelLoadError
+from latentstudio.io.errors import ModelLoadError, describe_error
+from latentstudio.io.files import open_regular_file
 from latentstudio.io.info import ModelInfo
 from latentstudio.io.native import read_native
 from latentstudio.io.nvlabs_pickle import read_nvlabs_pickle
+from latentstudio.io.safe_pickle import Budget
+from latentstudio.io.settings import flat_generator_settings
 from latentstudio.io.sniff import PICKLE, SAFETENSORS, TORCH_ZIP, sniff_format
 from latentstudio.nets.layout import ws_layout
 
@@ -45,65 +49,81 @@ def check_device(device: str | torch.device) -> torch.device:
     return device
 
 
+@contextmanager
+def model_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Whatever goes wrong inside becomes one :class:`ModelLoadError` naming ``path``.
+
+    The readers raise ``ModelLoadError`` with a precise message for everything they check;
+    this is the last line of defence for what they did not foresee (a hostile file must
+    never surface as a traceback, a RecursionError or a MemoryError).
+    """
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except MemoryError:
+        raise ModelLoadError(path, "not enough memory to load this file") from None
+    except Exception as error:  # noqa: BLE001 - the one place that turns every other failure into a message
+        raise ModelLoadError(path, f"could not be loaded ({type(error).__name__}: {describe_error(error)})") from None
+
+
 def load_networks(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> dict[str, nn.Module]:
     """Every network in the file by name (``G``, ``D``, ``G_ema``), in eval mode.
 
     Each network has ``kind`` ("stylegan2" / "stylegan3") and ``init_kwargs`` attributes, so
-    it can be saved again (:func:`latentstudio.io.save_native`) or trained further.
+    it can be saved again (:func:`latentstudio.io.save_native`) or trained further. Raises
+    :class:`ModelLoadError` (one line) for anything else.
     """
-    networks, _, _ = read_model_file(Path(path))
-    target = torch.device(device) if device is not None else default_device()
-    return {name: network.to(target) for name, network in networks.items()}
+    with model_errors(path):
+        networks, _, _ = read_model_file(path)
+        target = torch.device(device) if device is not None else default_device()
+        return {name: network.to(target) for name, network in networks.items()}
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> nn.Module:
     """The inference generator of a model file (``G_ema`` when present), with ``.info``.
 
     ``device=None`` picks CUDA when available, else the CPU. Raises :class:`ModelLoadError`
-    (naming the file, what was found and what is supported) for anything else.
+    (one line naming the file, what was found and what is supported) for anything else.
     """
-    path = Path(path)
-    networks, provenance, file_format = read_model_file(path)
-    name = "G_ema" if "G_ema" in networks else "G" if "G" in networks else None
-    if name is None:
-        raise ModelLoadError(path, f"the file holds no generator (found: {', '.join(networks) or 'nothing'})")
-    generator = networks[name]
-    generator.info = describe(generator, path, file_format, provenance, tuple(networks))
-    return generator.to(torch.device(device) if device is not None else default_device())
+    with model_errors(path):
+        networks, provenance, file_format = read_model_file(path)
+        name = "G_ema" if "G_ema" in networks else "G" if "G" in networks else None
+        if name is None:
+            raise ModelLoadError(path, f"the file holds no generator (found: {', '.join(networks) or 'nothing'})")
+        generator = networks[name]
+        generator.info = describe(generator, Path(path), file_format, provenance, tuple(networks))
+        return generator.to(torch.device(device) if device is not None else default_device())
 
 
-def read_model_file(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
+def read_model_file(path: str | os.PathLike) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
     """Networks in a model file, its provenance and the file's format name (CPU, eval mode)."""
-    if not path.exists():
-        raise ModelLoadError(path, "no such file")
-    if path.is_dir():
-        raise ModelLoadError(path, f"a folder, not a model file (supported: {SUPPORTED})")
-    try:
-        kind, description = sniff_format(path)
-    except OSError as error:
-        raise ModelLoadError(path, f"cannot be read ({error.strerror or error})") from None
-    if kind == PICKLE:
-        networks, provenance = read_nvlabs_pickle(path)
-        file_format = "nvlabs-pickle"
-    elif kind == SAFETENSORS:
-        networks, provenance = read_native(path)
-        file_format = "native"
-    elif kind == TORCH_ZIP:
-        raise ModelLoadError(
-            path,
-            f"{description}, such as a rosinality or other PyTorch checkpoint; those are not supported "
-            f"yet. Supported: {SUPPORTED}",
-        )
-    else:
-        raise ModelLoadError(path, f"{description}, not a model. Supported: {SUPPORTED}")
-    if not networks:
-        raise ModelLoadError(path, "the file holds no networks")
-    return networks, provenance, file_format
+    with model_errors(path), open_regular_file(path) as (stream, size):
+        kind, description = sniff_format(stream, size)
+        stream.seek(0)
+        budget = Budget.for_file(size)
+        if kind == PICKLE:
+            networks, provenance = read_nvlabs_pickle(Path(path), stream, size, budget)
+            file_format = "nvlabs-pickle"
+        elif kind == SAFETENSORS:
+            networks, provenance = read_native(Path(path), stream, size, budget)
+            file_format = "native"
+        elif kind == TORCH_ZIP:
+            raise ModelLoadError(
+                path,
+                f"{description}, such as a rosinality or other PyTorch checkpoint; those are not supported "
+                f"yet. Supported: {SUPPORTED}",
+            )
+        else:
+            raise ModelLoadError(path, f"{description}, not a model. Supported: {SUPPORTED}")
+        if not networks:
+            raise ModelLoadError(path, "the file holds no networks")
+        return networks, provenance, file_format
 
 
 def describe(G: nn.Module, path: Path, file_format: str, provenance: dict[str, Any], networks: tuple[str, ...]) -> ModelInfo:
     layout = ws_layout(G)
-    flat = flatten_generator_kwargs(G.init_kwargs)
+    flat = flat_generator_settings(G.init_kwargs)
     if G.kind == "stylegan3":
         config = "R" if flat.get("use_radial_filters") or flat.get("conv_kernel") == 1 else "T"
     else:

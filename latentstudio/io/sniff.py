@@ -1,13 +1,20 @@
-"""Recognise a file's format from its first bytes, never from its extension."""
+"""Recognise a file's format from its first bytes, never from its extension.
+
+Only a bounded prefix is ever read (:data:`HEAD` bytes, and :data:`JSON_PREFIX` for text that
+looks like JSON), whatever the file's size.
+"""
 from __future__ import annotations
 
-import json
 import struct
-from pathlib import Path
+from typing import BinaryIO
+
+from latentstudio import bounded_json
 
 PICKLE = "pickle"
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"
+HEAD = 64
+JSON_PREFIX = 1 << 20
 
 _IMAGE_MAGIC = {
     b"\x89PNG\r\n\x1a\n": "a PNG image",
@@ -17,11 +24,11 @@ _IMAGE_MAGIC = {
 }
 
 
-def sniff_format(path: Path) -> tuple[str | None, str]:
-    """``(format, description)``; format is None when the file is no model format we read."""
-    with open(path, "rb") as stream:
-        head = stream.read(64)
-        size = stream.seek(0, 2)
+def sniff_format(stream: BinaryIO, size: int) -> tuple[str | None, str]:
+    """``(format, description)`` of the open file (read from its start; the position is left
+    undefined); format is None when the file is no model format we read."""
+    stream.seek(0)
+    head = stream.read(HEAD)
     if not head:
         return None, "an empty file (0 bytes)"
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
@@ -38,9 +45,12 @@ def sniff_format(path: Path) -> tuple[str | None, str]:
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return None, "a WebP image"
     if head.lstrip()[:1] in (b"{", b"["):
+        if size > JSON_PREFIX:
+            return None, f"a text file that starts like JSON ({size:,} bytes)"
+        stream.seek(0)
         try:
-            json.loads(Path(path).read_text(encoding="utf-8"))
+            bounded_json.loads(stream.read(JSON_PREFIX), max_chars=JSON_PREFIX)
             return None, "a JSON document"
-        except (UnicodeDecodeError, ValueError):
+        except bounded_json.JSONError:
             pass
     return None, f"an unrecognised format (first bytes {head[:8].hex(' ')})"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -333,6 +333,37 @@ class SynthesisLayer(torch.nn.Module):
                 f"in_channels={self.in_channels}, out_channels={self.out_channels}")
 
 
+class LayerSchedule(NamedTuple):
+    """Per-layer values of a StyleGAN3 synthesis network; index 0 is the Fourier-feature input,
+    index ``num_layers`` the ToRGB layer (``num_layers + 1`` entries each)."""
+
+    cutoffs: np.ndarray
+    stopbands: np.ndarray
+    sampling_rates: np.ndarray
+    half_widths: np.ndarray
+    sizes: np.ndarray
+    channels: np.ndarray
+
+
+def layer_schedule(img_resolution: int, img_channels: int, channel_base: float, channel_max: int, num_layers: int,
+                   num_critical: int, first_cutoff: float, first_stopband: float, last_stopband_rel: float,
+                   margin_size: int) -> LayerSchedule:
+    """The schedule :class:`SynthesisNetwork` builds its layers from (see its docstring); a
+    function of the settings alone, so loaders can check settings before building anything."""
+    last_cutoff = img_resolution / 2
+    last_stopband = last_cutoff * last_stopband_rel
+    progress = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1)
+    cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** progress
+    stopbands = first_stopband * (last_stopband / first_stopband) ** progress
+    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
+    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
+    sizes = sampling_rates + margin_size * 2
+    sizes[-2:] = img_resolution  # the last layer and ToRGB have no margin
+    channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
+    channels[-1] = img_channels
+    return LayerSchedule(cutoffs, stopbands, sampling_rates, half_widths, sizes, channels)
+
+
 class SynthesisNetwork(torch.nn.Module):
     """ws ``[N, num_ws, w_dim]`` -> image ``[N, img_channels, R, R]``: Fourier features, then
     ``num_layers`` synthesis layers, then ToRGB (``num_ws = num_layers + 2``).
@@ -373,18 +404,10 @@ class SynthesisNetwork(torch.nn.Module):
         self.output_scale = output_scale
         self.num_fp16_res = num_fp16_res
 
-        # Per-layer schedule, index 0 = the Fourier-feature input, index num_layers = ToRGB.
-        last_cutoff = img_resolution / 2
-        last_stopband = last_cutoff * last_stopband_rel
-        progress = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1)
-        cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** progress
-        stopbands = first_stopband * (last_stopband / first_stopband) ** progress
-        sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
-        half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
-        sizes = sampling_rates + margin_size * 2
-        sizes[-2:] = img_resolution  # the last layer and ToRGB have no margin
-        channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
-        channels[-1] = img_channels
+        schedule = layer_schedule(img_resolution, img_channels, channel_base, channel_max, num_layers, num_critical,
+                                  first_cutoff, first_stopband, last_stopband_rel, margin_size)
+        cutoffs, sampling_rates, half_widths = schedule.cutoffs, schedule.sampling_rates, schedule.half_widths
+        sizes, channels = schedule.sizes, schedule.channels
 
         self.input = SynthesisInput(w_dim=w_dim, channels=int(channels[0]), size=int(sizes[0]),
                                     sampling_rate=sampling_rates[0], bandwidth=cutoffs[0])
