@@ -142,6 +142,13 @@ def _dict_call(budget: Budget, items: Any = ()) -> dict:
     return dict(items)
 
 
+def _dict_build(budget: Budget, target: dict, state: Any) -> dict:
+    """A state dict's ``_metadata`` attribute (torch keeps layer versions there): dropped."""
+    if state is not None and not (type(state) is dict and set(state) <= {"_metadata"}):
+        raise UnsafePickle("an OrderedDict with attributes other than _metadata")
+    return target
+
+
 def _set_call(budget: Budget, items: Any = ()) -> set:
     if not isinstance(items, (list, tuple)):
         raise UnsafePickle("set built from something other than a list")
@@ -153,7 +160,7 @@ def _set_call(budget: Budget, items: Any = ()) -> set:
 
 # Containers every format may use.
 ALLOWED_GLOBALS: dict[tuple[str, str], Allowed] = {
-    ("collections", "OrderedDict"): Allowed("collections.OrderedDict", call=_dict_call),
+    ("collections", "OrderedDict"): Allowed("collections.OrderedDict", call=_dict_call, build=_dict_build),
     ("builtins", "set"): Allowed("builtins.set", call=_set_call),
     ("__builtin__", "set"): Allowed("builtins.set", call=_set_call),
 }
