@@ -146,11 +146,14 @@ def read_native(path: Path, stream: BinaryIO, size: int, budget: Budget) -> tupl
     """Networks in a native file by name, and its provenance."""
     tensors, metadata = read_safetensors(path, stream, size, budget)
     try:
-        header = bounded_json.loads(metadata[HEADER_KEY], max_chars=MAX_SETTINGS, max_depth=32)
+        header = bounded_json.loads(metadata.get(HEADER_KEY, "{}"), max_chars=MAX_SETTINGS, max_depth=32)
+    except bounded_json.JSONError as error:
+        raise ModelLoadError(path, f"a native file whose latentstudio settings are damaged ({error})") from None
+    try:
         described = header["networks"]
         if header.get("format") != FORMAT_NAME or not isinstance(described, dict):
             raise KeyError("format")
-    except (KeyError, TypeError, AttributeError, bounded_json.JSONError):
+    except (KeyError, TypeError, AttributeError):
         raise ModelLoadError(
             path,
             "a .safetensors file without latentstudio settings (its header lacks the 'latentstudio' "

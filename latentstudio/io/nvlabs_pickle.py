@@ -91,7 +91,7 @@ def read_nvlabs_pickle(path: Path, stream: BinaryIO, size: int, budget: Budget) 
             f"pickles made of tensors and settings are accepted).{hint}")
         raise ModelLoadError(path, reason) from None
     except UnsafePickle as error:
-        raise ModelLoadError(path, f"not a readable network pickle: it {describe_error(error)}") from None
+        raise ModelLoadError(path, f"not a readable network pickle; {describe_error(error)}") from None
 
     if not isinstance(data, dict) or not any(isinstance(data.get(k), PersistentRecord) for k in NETWORK_KEYS):
         found = type(data).__name__ if not isinstance(data, dict) else f"a dict with keys {sorted(map(str, data))[:8]}"

@@ -215,7 +215,7 @@ class SafeUnpickler:
     def _pull(self, count: int) -> bytes:
         data = self._stream_read(count)
         if len(data) != count:
-            raise UnsafePickle(f"ends early at byte {self._base + len(self._buf) + len(data):,} (truncated or corrupt)")
+            raise UnsafePickle(f"the pickle ends early at byte {self._base + len(self._buf) + len(data):,}: truncated or corrupt")
         self._left -= count
         return data
 
@@ -226,8 +226,8 @@ class SafeUnpickler:
             self._pos = end
             return self._buf[pos:end]
         if count > self._available():
-            raise UnsafePickle(f"declares {count:,} bytes at byte {self.position:,}, but only {self._available():,} remain "
-                               f"(truncated or corrupt)")
+            raise UnsafePickle(f"the pickle declares {count:,} bytes at byte {self.position:,}, but only {self._available():,} remain: "
+                               f"truncated or corrupt")
         rest = self._buf[pos:]
         self._base += len(self._buf)
         if count >= CHUNK:  # a large string or bytes object: read it exactly, without a second copy
@@ -289,16 +289,16 @@ class SafeUnpickler:
         except UnsafePickle:
             raise
         except (RecursionError, MemoryError):
-            raise UnsafePickle(f"too large or too deeply nested to read (at byte {self.position:,})") from None
+            raise UnsafePickle(f"the pickle is too large or too deeply nested to read (at byte {self.position:,})") from None
         except Exception as error:  # noqa: BLE001 - any other failure on hostile bytes is a malformed pickle
-            raise UnsafePickle(f"malformed at byte {self.position:,} ({type(error).__name__})") from None
+            raise UnsafePickle(f"the pickle is malformed at byte {self.position:,} ({type(error).__name__})") from None
         value = self._result
         check_plain(value, self.budget)
         return value
 
     def _register(self, obj: Any, depth: int) -> Any:
         if depth > self.budget.max_depth:
-            raise UnsafePickle(f"nests deeper than {self.budget.max_depth} levels")
+            raise UnsafePickle(f"the pickle nests deeper than {self.budget.max_depth} levels")
         self._depth[id(obj)] = depth
         self._alive.append(obj)
         return obj
@@ -318,28 +318,28 @@ class SafeUnpickler:
         """Before adding ``items`` to ``container``: refuse changes to nested containers and cycles."""
         key = id(container)
         if key in self._nested:
-            raise UnsafePickle("changes a container after placing it inside another (cyclic or forged)")
+            raise UnsafePickle("the pickle changes a container after placing it inside another (cyclic or forged)")
         if any(item is container for item in items):
-            raise UnsafePickle("puts a container inside itself (cyclic data)")
+            raise UnsafePickle("the pickle puts a container inside itself (cyclic data)")
         depth = self._nest(items) + 1
         if depth > self._depth.get(key, 1):
             self._register(container, depth)
 
     def _pop_mark(self) -> list[Any]:
         if not self._marks:
-            raise UnsafePickle(f"closes a MARK that was never opened (byte {self.position:,})")
+            raise UnsafePickle(f"the pickle closes a MARK that was never opened (byte {self.position:,})")
         items = self._stack
         self._stack = self._marks.pop()
         return items
 
     def _pop(self) -> Any:
         if not self._stack:
-            raise UnsafePickle(f"pops an empty stack (byte {self.position:,})")
+            raise UnsafePickle(f"the pickle pops an empty stack (byte {self.position:,})")
         return self._stack.pop()
 
     def _top(self) -> Any:
         if not self._stack:
-            raise UnsafePickle(f"reads an empty stack (byte {self.position:,})")
+            raise UnsafePickle(f"the pickle reads an empty stack (byte {self.position:,})")
         return self._stack[-1]
 
     def _push(self, value: Any) -> None:
@@ -368,7 +368,7 @@ class SafeUnpickler:
     def _op_FRAME(self) -> None:
         (length,) = struct.unpack("<Q", self._read(8))
         if length > self._available():
-            raise UnsafePickle(f"declares a frame of {length:,} bytes, but only {self._available():,} remain")
+            raise UnsafePickle(f"the pickle declares a frame of {length:,} bytes, but only {self._available():,} remain")
 
     def _op_STOP(self) -> None:
         self._result = self._pop()
@@ -429,7 +429,7 @@ class SafeUnpickler:
     # -- stack and memo ----------------------------------------------------------------------
     def _op_MARK(self) -> None:
         if len(self._marks) >= self.budget.max_depth:
-            raise UnsafePickle(f"nests deeper than {self.budget.max_depth} levels")
+            raise UnsafePickle(f"the pickle nests deeper than {self.budget.max_depth} levels")
         self._marks.append(self._stack)
         self._stack = []
 
@@ -444,7 +444,7 @@ class SafeUnpickler:
 
     def _memo_put(self, index: int) -> None:
         if index > self._puts:
-            raise UnsafePickle(f"stores memo entry {index:,} after only {self._puts:,} memo stores")
+            raise UnsafePickle(f"the pickle stores memo entry {index:,} after only {self._puts:,} memo stores")
         value = self._top()
         if index not in self._memo:
             self._puts += 1
@@ -472,7 +472,7 @@ class SafeUnpickler:
         try:
             self._push(self._memo[index])
         except KeyError:
-            raise UnsafePickle(f"refers to memo entry {index:,}, which was never stored") from None
+            raise UnsafePickle(f"the pickle refers to memo entry {index:,}, which was never stored") from None
 
     def _op_GET(self) -> None:
         try:
@@ -523,7 +523,7 @@ class SafeUnpickler:
     def _extend(self, items: list[Any]) -> None:
         target = self._top()
         if type(target) is not list:
-            raise UnsafePickle(f"appends to a {type(target).__name__}, not a list")
+            raise UnsafePickle(f"the pickle appends to a {type(target).__name__}, not a list")
         self.budget.charge_nodes(len(items))
         self._grow(target, items)
         target.extend(items)
@@ -539,7 +539,7 @@ class SafeUnpickler:
 
     def _set_items(self, target: Any, items: list[Any]) -> None:
         if type(target) is not dict:
-            raise UnsafePickle(f"sets items on a {type(target).__name__}, not a dict")
+            raise UnsafePickle(f"the pickle sets items on a {type(target).__name__}, not a dict")
         if len(items) % 2:
             raise UnsafePickle("a dict with an odd number of keys and values")
         keys, values = items[0::2], items[1::2]
@@ -570,7 +570,7 @@ class SafeUnpickler:
         items = self._pop_mark()
         target = self._top()
         if type(target) is not set:
-            raise UnsafePickle(f"adds set members to a {type(target).__name__}")
+            raise UnsafePickle(f"the pickle adds set members to a {type(target).__name__}")
         for item in items:
             _check_key(item)
         self.budget.charge_nodes(len(items))
@@ -637,9 +637,9 @@ class SafeUnpickler:
         obj = self._top()
         entry = self._builders.pop(id(obj), None)
         if entry is None:
-            raise UnsafePickle(f"sets the state of a {type(obj).__name__}, which is not accepted")
+            raise UnsafePickle(f"the pickle sets the state of a {type(obj).__name__}, which is not accepted")
         if id(obj) in self._nested:
-            raise UnsafePickle("sets the state of an object after placing it inside another")
+            raise UnsafePickle("the pickle sets the state of an object after placing it inside another")
         depth = max(self._depth.get(id(obj), 1), self._nest((state,)) + 1)
         try:
             built = entry.build(self.budget, obj, state)
@@ -656,7 +656,7 @@ class SafeUnpickler:
 
     def _persistent(self, pid: Any) -> None:
         if self.persistent_load is None:
-            raise UnsafePickle("uses persistent ids, which this format does not have")
+            raise UnsafePickle("the pickle uses persistent ids, which this format does not have")
         self._nest((pid,))
         result = self.persistent_load(self.budget, pid)
         self._push(result)
@@ -688,11 +688,11 @@ def check_plain(value: Any, budget: Budget) -> None:
         item, depth = pending.pop()
         walk_left -= 1
         if walk_left < 0:
-            raise UnsafePickle("its shared references make more paths than a file of this size can hold")
+            raise UnsafePickle("the pickle's shared references make more paths than a file of this size can hold")
         if isinstance(item, LEAF_TYPES):
             continue
         if depth >= budget.max_depth:
-            raise UnsafePickle(f"nests deeper than {budget.max_depth} levels")
+            raise UnsafePickle(f"the pickle nests deeper than {budget.max_depth} levels")
         kind = type(item)
         if kind is list or kind is tuple:
             pending.extend((child, depth + 1) for child in item)

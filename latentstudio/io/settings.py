@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from latentstudio.nets.ops import ACTIVATIONS
+from latentstudio.nets.stylegan2 import DEFAULT_FILTER
 from latentstudio.nets.stylegan3 import layer_schedule
 
 MAX_RESOLUTION = 4096
@@ -27,7 +28,6 @@ MAX_MAPPING_LAYERS = 32
 MAX_SG3_LAYERS = 64
 MAX_MARGIN = 256
 MAX_FILTER_TAPS = 16
-DEFAULT_FILTER = (1, 3, 3, 1)
 
 
 class SettingsError(ValueError):
@@ -283,15 +283,16 @@ def _sg2_synthesis(flat: Mapping[str, Any]) -> int:
     kernel, noise = flat.get("kernel_size", 3), flat.get("use_noise", True)
     architecture = flat.get("architecture", "skip")
 
-    def layer(fan_in: int, fan_out: int, res: int) -> int:
-        return _filter(taps) + _dense(w_dim, fan_in) + fan_out * fan_in * kernel * kernel + fan_out + ((res * res + 1) if noise else 0)
+    def layer(fan_in: int, fan_out: int, res: int, layer_taps: Any) -> int:
+        noise_elements = (res * res + 1) if noise else 0
+        return _filter(layer_taps) + _dense(w_dim, fan_in) + fan_out * fan_in * kernel * kernel + fan_out + noise_elements
 
     count = 0
     for res, out in channels.items():
         fan_in = channels[res // 2] if res > 4 else 0
         count += _filter(taps)
-        count += out * res * res if fan_in == 0 else layer(fan_in, out, res)
-        count += layer(out, out, res)
+        count += out * res * res if fan_in == 0 else layer(fan_in, out, res, taps)  # const, or conv0 (upsampling)
+        count += layer(out, out, res, DEFAULT_FILTER)  # conv1 keeps the default filter
         if res == top or architecture == "skip":
             count += _dense(w_dim, out) + img * out + img
         if fan_in and architecture == "resnet":

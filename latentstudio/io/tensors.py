@@ -117,7 +117,7 @@ def rebuild_tensor(budget: Budget, storage: Any, offset: Any, size: Any, stride:
     if extent > available:
         raise UnsafePickle(
             f"a tensor of shape {list(size)} reaches element {extent:,} of a storage of {available:,} "
-            f"(it would read memory outside its data)"
+            f"(it would read outside its data)"
         )
     budget.charge_bytes(numel * max(storage.data.element_size(), 4), f"a tensor of shape {list(size)}")
     return torch.as_strided(storage.data, size, stride, offset)
