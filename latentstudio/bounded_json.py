@@ -5,7 +5,8 @@ up, and on a gigabyte of text it builds a gigabyte of objects. Model headers, re
 chunks and ``.json`` files) and data-set labels all come from files a stranger may have made,
 so they are parsed here: the text is refused when longer than ``max_chars`` or nested deeper
 than ``max_depth`` (counted on the brackets outside strings, without recursion), and only then
-handed to ``json.loads``. Non-standard constants (``NaN``, ``Infinity``) are refused too.
+handed to ``json.loads``. ``NaN`` and ``Infinity`` parse as Python's json reads them: callers
+validate their values and name the field that holds one.
 """
 from __future__ import annotations
 
@@ -23,10 +24,6 @@ _NOT_BRACKETS = bytes(code for code in range(256) if code not in b"[]{}")
 
 class JSONError(ValueError):
     """Not JSON, or JSON too large or too deep; the message is one short line."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise JSONError(f"non-standard JSON constant {name}")
 
 
 def nesting_depth(text: str) -> int:
@@ -52,9 +49,7 @@ def loads(text: str | bytes, max_chars: int = DEFAULT_MAX_CHARS, max_depth: int 
     if depth > max_depth:
         raise JSONError(f"JSON nested {depth} levels deep (at most {max_depth} accepted)")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except JSONError:
-        raise
+        return json.loads(text)
     except (ValueError, RecursionError) as error:
         message = " ".join(str(error).split())[:120]
         raise JSONError(f"not valid JSON ({message or type(error).__name__})") from None

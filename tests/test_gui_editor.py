@@ -160,6 +160,35 @@ def test_corrupt_model_shows_the_error_and_keeps_the_old_model(qtbot, window, tm
     assert not np.array_equal(wait_for_current_frame(qtbot, window), pixels)
 
 
+def test_hostile_files_show_one_line_and_keep_the_model(qtbot, window, tmp_path):
+    """A named pipe (which would block an open() forever), a pickle nested 100 000 deep, a
+    recipe JSON nested 100 000 deep and a PNG decompression bomb: each gives one short line
+    in a dialog, and the editor keeps its model and its image."""
+    G, pixels = window.document.model, wait_for_current_frame(qtbot, window)
+    fifo = tmp_path / "pipe.pkl"
+    os.mkfifo(fifo)
+    deep = tmp_path / "deep.pkl"
+    deep.write_bytes(b"\x80\x04" + b"]" * 100_000 + b"a" * 99_999 + b".")
+    for model in (fifo, deep):
+        with qtbot.waitSignal(window.modelFailed, timeout=WAIT_MS) as failure:
+            window.open_model(str(model))
+        message = failure.args[0]
+        assert message.startswith(str(model)) and "\n" not in message and len(message) <= 300
+    assert "named pipe" in window.last_error or "nests deeper" in window.last_error
+    recipe = tmp_path / "deep.json"
+    recipe.write_text("[" * 100_000 + "]" * 100_000)
+    window.open_path(str(recipe))
+    assert window.last_error.startswith(str(recipe)) and "nested" in window.last_error
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (30_000, 30_000)).save(bomb)  # 900 megapixels in about 100 kB
+    window.open_path(str(bomb))
+    assert window.last_error.startswith(str(bomb)) and "\n" not in window.last_error
+    boxes = [box for box in window.findChildren(QMessageBox) if box.isVisible()]
+    assert boxes and all("\n" not in box.text() and len(box.text()) <= 300 for box in boxes)
+    assert window.document.model is G
+    np.testing.assert_array_equal(window.image_view.image, pixels)
+
+
 class _HeavyRenderer(Renderer):
     """A renderer whose frames also synthesise a batch of 32: real network work that takes
     as long as a frame of a much larger model, so an event-loop stall is measurable against it."""

@@ -66,12 +66,14 @@ def read_factors(path: Path, w_dim: int):
 
     from latentstudio.cli import CliError
 
+    from latentstudio.untrusted import MAX_TABLE_BYTES, prefixed, read_npz
+
+    data = read_npz(path, MAX_TABLE_BYTES, prefixed(CliError), "factors (.npz) file")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            latents = np.asarray(data["latents"], dtype=np.float64)
-            factors = np.asarray(data["factors"], dtype=np.float64)
-            names = [str(name) for name in data["factor_names"]] if "factor_names" in data.files else None
-    except (KeyError, ValueError, OSError) as error:
+        latents = np.asarray(data["latents"], dtype=np.float64)
+        factors = np.asarray(data["factors"], dtype=np.float64)
+        names = [str(name) for name in data["factor_names"]] if "factor_names" in data else None
+    except (KeyError, ValueError, TypeError) as error:
         raise CliError(f"{path}: expected an .npz with 'latents' and 'factors' arrays ({error})") from None
     if latents.ndim == 3:
         latents = latents[:, 0]

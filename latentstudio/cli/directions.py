@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 from pathlib import Path
 
 from latentstudio.cli.arguments import layer_range
@@ -95,14 +96,13 @@ def read_labels(path: Path, G, class_index: int | None):
 
     from latentstudio.cli import CliError
     from latentstudio.engine.recipe import RecipeError, map_seed
+    from latentstudio.untrusted import MAX_TABLE_BYTES, prefixed, read_npz, read_regular_file
 
-    if not path.exists():
-        raise CliError(f"{path}: no such labels file")
     if path.suffix == ".npz":
+        data = read_npz(path, MAX_TABLE_BYTES, prefixed(CliError), "labels (.npz) file")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                latents, labels = np.asarray(data["latents"], dtype=np.float32), np.asarray(data["labels"], dtype=np.float64)
-        except (KeyError, ValueError, OSError) as error:
+            latents, labels = np.asarray(data["latents"], dtype=np.float32), np.asarray(data["labels"], dtype=np.float64)
+        except (KeyError, ValueError, TypeError) as error:
             raise CliError(f"{path}: expected an .npz with 'latents' and 'labels' arrays ({error})") from None
         if latents.ndim == 3:  # [N, num_ws, w_dim]: W is the same on every layer for sampled latents
             latents = latents[:, 0]
@@ -110,17 +110,17 @@ def read_labels(path: Path, G, class_index: int | None):
             raise CliError(f"{path}: latents must be [N, {G.w_dim}] with N labels, got {latents.shape} and {labels.shape}")
         return latents, labels
     seeds, labels = [], []
-    with open(path, newline="") as handle:
-        for number, row in enumerate(csv.reader(handle), start=1):
-            if not row or row[0].strip().startswith("#"):
-                continue
-            try:
-                seeds.append(int(row[0]))
-                labels.append(float(row[1]))
-            except (ValueError, IndexError):
-                if number == 1:
-                    continue  # a header line
-                raise CliError(f"{path}:{number}: expected 'seed,label', found {','.join(row)!r}") from None
+    text = read_regular_file(path, MAX_TABLE_BYTES, prefixed(CliError), "labels (.csv) file").decode("utf-8", "replace")
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+        if not row or row[0].strip().startswith("#"):
+            continue
+        try:
+            seeds.append(int(row[0]))
+            labels.append(float(row[1]))
+        except (ValueError, IndexError):
+            if number == 1:
+                continue  # a header line
+            raise CliError(f"{path}:{number}: expected 'seed,label', found {','.join(row)[:80]!r}") from None
     if not seeds:
         raise CliError(f"{path}: no 'seed,label' rows")
     device = G.mapping.w_avg.device

@@ -24,10 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from latentstudio import bounded_json
 from latentstudio.data.errors import DatasetError
 from latentstudio.atomic import publish
 from latentstudio.data.labels import RawLabel
-from latentstudio.data.sources import open_source
+from latentstudio.data.sources import MAX_MEMBER_BYTES, open_source
+from latentstudio.untrusted import npy_array, prefixed
 
 Progress = Callable[[int, int], None]
 FACTORS_JSON = "factors.json"
@@ -136,11 +138,11 @@ def load_factors(path: str | os.PathLike) -> FactorTable:
     if not (source.has(FACTORS_JSON) and source.has(FACTORS_NPY)):
         raise DatasetError(f"{path}: no {FACTORS_JSON} / {FACTORS_NPY}: not a data set with known factors")
     try:
-        document = json.loads(source.read(FACTORS_JSON))
-        values = np.load(io.BytesIO(source.read(FACTORS_NPY)), allow_pickle=False)
+        document = bounded_json.loads(source.read(FACTORS_JSON), max_chars=MAX_MEMBER_BYTES, max_depth=8)
+        values = npy_array(source.read(FACTORS_NPY), str(path), FACTORS_NPY, prefixed(DatasetError))
         names, files = tuple(document.pop("names")), tuple(document.pop("files"))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise DatasetError(f"{path}: unreadable factors ({error})") from None
+        raise DatasetError(f"{path}: unreadable factors ({' '.join(str(error).split())[:160]})") from None
     if values.shape != (len(files), len(names)):
         raise DatasetError(f"{path}: factors.npy is {values.shape}, expected ({len(files)}, {len(names)})")
     return FactorTable(names, values.astype(np.float32), files, document)

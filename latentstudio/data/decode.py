@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 TRANSPARENT_BACKGROUND = (255, 255, 255)
+MAX_PIXELS = 1 << 26  # 8192 x 8192: what one image may decode to (JPEGs count at their draft scale)
 _WIDE_GREY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
@@ -50,14 +51,23 @@ def center_crop_resize(image: Image.Image, resolution: int) -> Image.Image:
     return image.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def check_pixels(image: Image.Image) -> None:
+    """Refuse decompression bombs before decoding: a few kilobytes can declare gigapixels."""
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{width}x{height} pixels, more than {MAX_PIXELS:,} (a decompression bomb or a huge image)")
+
+
 def decode_image(data: bytes, resolution: int, channels: int = 3) -> np.ndarray:
     """Decode, convert, crop and resize; returns ``uint8 [channels, resolution, resolution]``.
 
-    Raises whatever Pillow raises for a broken file (``OSError``, ``SyntaxError``,
-    ``ValueError``...); callers decide whether that skips the file.
+    Raises whatever Pillow raises for a broken or truncated file (``OSError``, ``SyntaxError``,
+    ``ValueError``...), and ``ValueError`` for more than :data:`MAX_PIXELS` pixels; callers
+    decide whether that skips the file.
     """
     with Image.open(io.BytesIO(data)) as image:
         image.draft(None, (resolution, resolution))  # JPEG: decode at 1/2..1/8 scale when big
+        check_pixels(image)
         image = ImageOps.exif_transpose(image)
         image = center_crop_resize(to_channels(image, channels), resolution)
         pixels = np.asarray(image, dtype=np.uint8)
@@ -69,4 +79,5 @@ def decode_image(data: bytes, resolution: int, channels: int = 3) -> np.ndarray:
 def verify_image(data: bytes) -> None:
     """Cheap structural check (header, and chunk CRCs for PNG) without decoding pixels."""
     with Image.open(io.BytesIO(data)) as image:
+        check_pixels(image)
         image.verify()

@@ -7,12 +7,12 @@ We also read an optional ``"class_names"`` list, which our own archives write.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from latentstudio import bounded_json
 from latentstudio.data.errors import DatasetError
 from latentstudio.data.sources import FolderSource, ZipSource
 
@@ -38,12 +38,15 @@ class LabelTable:
         return np.asarray(raw, dtype=np.float32)
 
 
+MAX_LABELS_JSON = 256 << 20  # characters of dataset.json
+
+
 def read_json_labels(source: FolderSource | ZipSource, where: str) -> LabelTable | None:
     """Labels from ``dataset.json`` at the root, or None when absent or ``"labels": null``."""
     if not source.has("dataset.json"):
         return None
     try:
-        document = json.loads(source.read("dataset.json"))
+        document = bounded_json.loads(source.read("dataset.json"), max_chars=MAX_LABELS_JSON, max_depth=8)
         labels = document.get("labels")
     except (ValueError, AttributeError) as error:
         raise DatasetError(f"{where}: dataset.json is not a JSON object ({error})") from None

@@ -13,6 +13,9 @@ import zipfile
 from pathlib import Path
 
 from latentstudio.data.errors import DatasetError
+from latentstudio.untrusted import prefixed, read_regular_file
+
+MAX_MEMBER_BYTES = 256 << 20  # one image or side file of a data set
 
 
 class FolderSource:
@@ -27,7 +30,8 @@ class FolderSource:
         )
 
     def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
+        """The file's bytes (regular files of at most :data:`MAX_MEMBER_BYTES` only)."""
+        return read_regular_file(self.root / name, MAX_MEMBER_BYTES, prefixed(DatasetError))
 
     def has(self, name: str) -> bool:
         return (self.root / name).is_file()
@@ -55,7 +59,12 @@ class ZipSource:
         return list(self._names)
 
     def read(self, name: str) -> bytes:
-        return self._archive().read(name)
+        """The member's bytes, refused before inflating when it declares more than :data:`MAX_MEMBER_BYTES`."""
+        archive = self._archive()
+        info = archive.getinfo(name)
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise DatasetError(f"{self.path}: {name} inflates to {info.file_size:,} bytes (at most {MAX_MEMBER_BYTES:,})")
+        return archive.read(info)
 
     def has(self, name: str) -> bool:
         return name in self._names

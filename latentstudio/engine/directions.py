@@ -19,7 +19,6 @@ import json
 import os
 import re
 import warnings
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from latentstudio import bounded_json
 from latentstudio.engine.recipe import DirectionEdit, class_vector
 from latentstudio.nets.layout import ws_layout
+from latentstudio.untrusted import prefixed, read_npz
 
 FORMAT_VERSION = 1
+MAX_FILE_BYTES = 1 << 30  # what a direction set may inflate to
+MAX_STATS_CHARS = 1 << 20
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 SUPERVISED_METHODS = ("svm", "logistic", "linear")
@@ -159,23 +162,17 @@ class DirectionSet:
         model, so they may not do what their names say.
         """
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except FileNotFoundError:
-            raise DirectionSetError(f"{path}: no such file") from None
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise DirectionSetError(f"{path}: not a direction set (.npz) file ({error})") from None
-        if not isinstance(arrays, dict) or str(arrays.get("format", "")) != "latentstudio-directions":
+        arrays = read_npz(path, MAX_FILE_BYTES, prefixed(DirectionSetError), "direction set (.npz) file")
+        if str(arrays.get("format", "")) != "latentstudio-directions":
             raise DirectionSetError(f"{path}: not a latentstudio direction set (no 'format' marker)")
-        version = int(arrays["version"]) if "version" in arrays else None
+        version = arrays["version"].item() if "version" in arrays and arrays["version"].size == 1 else None
         if version != FORMAT_VERSION:
-            raise DirectionSetError(f"{path}: direction set version {version} is not supported (this latentstudio reads {FORMAT_VERSION})")
+            raise DirectionSetError(f"{path}: direction set version {version!r:.20} is not supported (this latentstudio reads {FORMAT_VERSION})")
         missing = [key for key in ("names", "vectors", "sigmas", "layer_ranges", "method", "fingerprint", "w_dim") if key not in arrays]
         if missing:
             raise DirectionSetError(f"{path}: damaged direction set, missing {', '.join(missing)}")
         try:
-            stats = json.loads(str(arrays["stats"])) if "stats" in arrays else {}
+            stats = bounded_json.loads(str(arrays["stats"]), max_chars=MAX_STATS_CHARS) if "stats" in arrays else {}
             dset = cls(
                 names=[str(name) for name in np.atleast_1d(arrays["names"])],
                 vectors=_float_array(arrays["vectors"], "vectors"),
@@ -190,8 +187,8 @@ class DirectionSet:
             )
         except DirectionSetError as error:
             raise DirectionSetError(f"{path}: {error}") from None
-        except (TypeError, ValueError) as error:
-            raise DirectionSetError(f"{path}: damaged direction set ({error})") from None
+        except (TypeError, ValueError, bounded_json.JSONError) as error:
+            raise DirectionSetError(f"{path}: damaged direction set ({' '.join(str(error).split())[:160]})") from None
         if expect_w_dim is not None and dset.w_dim != expect_w_dim:
             raise DirectionSetError(
                 f"{path}: these directions live in a {dset.w_dim}-dimensional W, but this model's W has "

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, PngImagePlugin
 
 from latentstudio.engine.recipe import EditRecipe, RecipeError
+from latentstudio.untrusted import open_regular_file, prefixed
 
 RECIPE_KEY = "latentstudio-recipe"
 MODEL_KEY = "latentstudio-model"
@@ -58,17 +59,24 @@ def save_png(
 def read_png_recipe(path: str | os.PathLike) -> tuple[EditRecipe, str | None]:
     """The recipe (and model path, if recorded) embedded in a latentstudio PNG.
 
-    Raises :class:`RecipeError` when the file is not a PNG or carries no recipe.
+    Only the chunks before the pixels are read (where :func:`save_png` puts them): a
+    decompression bomb is never decoded, and Pillow caps the size of text chunks. Raises
+    :class:`RecipeError` when the file is not a PNG or carries no recipe.
     """
-    try:
-        with Image.open(path) as picture:
-            picture.load()
-            text = dict(getattr(picture, "text", {}) or {})
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise RecipeError(f"{path}: not a readable image ({error})") from None
-    if RECIPE_KEY not in text:
+    with open_regular_file(path, prefixed(RecipeError), "PNG image") as (stream, _):
+        try:
+            with Image.open(stream, formats=["PNG"]) as picture:
+                text = {key: value for key, value in picture.info.items() if key in (RECIPE_KEY, MODEL_KEY)}
+        except Exception as error:  # noqa: BLE001 - Pillow raises many types for hostile files
+            detail = " ".join(str(error).split())[:120] or type(error).__name__
+            raise RecipeError(f"{path}: not a readable PNG image ({detail})") from None
+    if not isinstance(text.get(RECIPE_KEY), str):
         raise RecipeError(f"{path}: this image carries no latentstudio recipe")
-    return EditRecipe.from_json(text[RECIPE_KEY]), text.get(MODEL_KEY)
+    model = text.get(MODEL_KEY)
+    try:
+        return EditRecipe.from_json(text[RECIPE_KEY]), model if isinstance(model, str) else None
+    except RecipeError as error:
+        raise RecipeError(f"{path}: {error}") from None
 
 
 def make_grid(images: Sequence[np.ndarray], columns: int | None = None, padding: int = 0, background: int = 0) -> np.ndarray:

@@ -10,16 +10,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from latentstudio import bounded_json
+from latentstudio.untrusted import prefixed, read_regular_file
+
 RECIPE_VERSION = 1
 NOISE_MODES = ("const", "random", "none")
 MAX_STRENGTH = 100.0  # sigma; far beyond anything useful, small enough to stay finite
+MAX_RECIPE_CHARS = 4 << 20  # a recipe with a stored w+ and a hundred 512-d edits is about 1 MB of JSON
+MAX_RECIPE_DEPTH = 8
+MAX_LABEL = 200  # characters of a direction label or model fingerprint
 
 
 class RecipeError(ValueError):
@@ -44,7 +51,8 @@ class DirectionEdit:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        _require(isinstance(self.direction, str), "direction label must be a string")
+        _require(isinstance(self.direction, str) and len(self.direction) <= MAX_LABEL,
+                 f"direction label must be a string of at most {MAX_LABEL} characters")
         vector = tuple(float(v) for v in self.vector)
         _require(len(vector) > 0 and all(math.isfinite(v) for v in vector), f"direction {self.direction!r}: vector must be finite and non-empty")
         object.__setattr__(self, "vector", vector)
@@ -106,6 +114,8 @@ class EditRecipe:
         _require(len(translate) == 2 and all(map(math.isfinite, translate)), "translate must be two finite numbers")
         object.__setattr__(self, "translate", translate)
         _require(_finite(self.rotate), "rotate must be a finite number of degrees")
+        _require(self.model is None or (isinstance(self.model, str) and len(self.model) <= MAX_LABEL),
+                 "model must be a model fingerprint (a short string) or null")
         object.__setattr__(self, "truncation_psi", float(self.truncation_psi))
         object.__setattr__(self, "rotate", float(self.rotate))
 
@@ -155,11 +165,23 @@ class EditRecipe:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "EditRecipe":
+        """A recipe from JSON text (at most :data:`MAX_RECIPE_CHARS`, nested at most
+        :data:`MAX_RECIPE_DEPTH` deep); :class:`RecipeError` for anything else."""
         try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise RecipeError(f"not valid JSON: {error}") from None
+            data = bounded_json.loads(text, max_chars=MAX_RECIPE_CHARS, max_depth=MAX_RECIPE_DEPTH)
+        except bounded_json.JSONError as error:
+            raise RecipeError(f"not a recipe: {error}") from None
         return cls.from_dict(data)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> "EditRecipe":
+        """A recipe ``.json`` file (regular files of at most :data:`MAX_RECIPE_CHARS` bytes);
+        :class:`RecipeError` naming the file otherwise."""
+        data = read_regular_file(path, MAX_RECIPE_CHARS, prefixed(RecipeError), "recipe file")
+        try:
+            return cls.from_json(data)
+        except RecipeError as error:
+            raise RecipeError(f"{os.fsdecode(path)}: {error}") from None
 
 
 def _edit_from_dict(data: Any) -> DirectionEdit:

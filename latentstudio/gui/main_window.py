@@ -30,6 +30,7 @@ from latentstudio import __version__
 from latentstudio.engine.recipe import EditRecipe, RecipeError
 from latentstudio.engine.renderer import Frame
 from latentstudio.gui import session
+from latentstudio.io.errors import MAX_MESSAGE, one_line
 from latentstudio.gui.directions_panel import DirectionsPanel
 from latentstudio.gui.document import EditorDocument
 from latentstudio.gui.drag_tool import DragTool
@@ -431,15 +432,15 @@ class MainWindow(QMainWindow):
     def _on_load_failed(self, path: str, error: BaseException) -> None:
         self._loading = None
         self.statusBar().clearMessage()
-        message = str(error) if error.__class__.__name__ == "ModelLoadError" else f"{path}: {type(error).__name__}: {error}"
+        message = str(error) if error.__class__.__name__ == "ModelLoadError" else one_line(f"{path}: {type(error).__name__}: {error}", MAX_MESSAGE)
         self.show_error("Cannot open model", message)
         self.modelFailed.emit(message)
 
     def _open_recipe_json(self, path: str) -> None:
         try:
-            recipe = EditRecipe.from_json(Path(path).read_text(encoding="utf-8"))
-        except (OSError, RecipeError) as error:
-            self.show_error("Cannot open recipe", f"{path}: {error}")
+            recipe = EditRecipe.from_file(path)
+        except RecipeError as error:
+            self.show_error("Cannot open recipe", one_line(error, MAX_MESSAGE))
             return
         self.apply_recipe(recipe, "Open recipe")
 
@@ -452,7 +453,7 @@ class MainWindow(QMainWindow):
             if "carries no latentstudio recipe" in str(error):  # a plain photo: project it
                 self.project_photo(path)
                 return
-            self.show_error("Cannot open image", str(error))
+            self.show_error("Cannot open image", one_line(error, MAX_MESSAGE))
             return
         current = self.document.model
         same_model = current is not None and (recipe.model is None or recipe.model == current.info.fingerprint)

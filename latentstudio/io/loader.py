@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from latentstudio.io.errors import ModelLoadError, describe_error
-from latentstudio.io.files import open_regular_file
 from latentstudio.io.info import ModelInfo
 from latentstudio.io.native import read_native
 from latentstudio.io.nvlabs_pickle import read_nvlabs_pickle
@@ -21,6 +20,7 @@ from latentstudio.io.safe_pickle import Budget
 from latentstudio.io.settings import flat_generator_settings
 from latentstudio.io.sniff import PICKLE, SAFETENSORS, TORCH_ZIP, sniff_format
 from latentstudio.nets.layout import ws_layout
+from latentstudio.untrusted import open_regular_file
 
 SUPPORTED = (
     "NVlabs network pickles (stylegan3 and stylegan2-ada-pytorch code bases, StyleGAN2 and StyleGAN3 "
@@ -98,7 +98,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device | None = None
 
 def read_model_file(path: str | os.PathLike) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
     """Networks in a model file, its provenance and the file's format name (CPU, eval mode)."""
-    with model_errors(path), open_regular_file(path) as (stream, size):
+    with model_errors(path), open_regular_file(path, ModelLoadError, "model file") as (stream, size):
         kind, description = sniff_format(stream, size)
         stream.seek(0)
         budget = Budget.for_file(size)

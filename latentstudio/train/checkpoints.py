@@ -5,7 +5,8 @@ latentstudio tool opens it) and ``training-state-{s}.pt`` (optimizers, step, aug
 path-length state, options). Both are written to a temporary file, fsynced and renamed, the
 state file last, so a checkpoint is complete exactly when its state file exists: a run killed
 at any moment leaves only complete checkpoints behind. The state file holds only tensors and
-plain Python values and is read with ``torch.load(weights_only=True)``.
+plain Python values; it is written with ``torch.save`` and read as data by the bounded torch-zip
+reader of :mod:`latentstudio.io.torch_zip` (never ``torch.load``).
 """
 from __future__ import annotations
 
@@ -113,13 +114,32 @@ def latest_network(run_dir: str | os.PathLike) -> Path | None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    """A training state file, safely (tensors and plain values only)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many types for damaged files
-        raise CheckpointError(f"{path}: unreadable training state ({type(error).__name__}: {error})") from None
+    """A training state file, read as data: the regular file only, through the bounded
+    unpickler with checked tensor storages (never ``torch.load``), every tensor finite."""
+    from latentstudio.io.safe_pickle import ALLOWED_GLOBALS, UnsafePickle
+    from latentstudio.io.tensors import TENSOR_GLOBALS
+    from latentstudio.io.torch_zip import read_torch_zip
+    from latentstudio.untrusted import open_regular_file, prefixed
+
+    with open_regular_file(path, prefixed(CheckpointError), "training state file") as (stream, size):
+        try:
+            state = read_torch_zip(stream, size, {**ALLOWED_GLOBALS, **TENSOR_GLOBALS})
+        except UnsafePickle as error:
+            raise CheckpointError(f"{path}: unreadable training state ({' '.join(str(error).split())[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{path}: not a latentstudio training state file")
-    if state.get("version", 0) > STATE_VERSION:
-        raise CheckpointError(f"{path}: training state version {state['version']} is newer than this latentstudio")
+    version = state.get("version", 0)
+    if type(version) is not int or version > STATE_VERSION:
+        raise CheckpointError(f"{path}: training state version {version!r:.20} is newer than this latentstudio")
+    bad = next((name for name, tensor in _tensors(state) if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: the training state holds NaN or Inf values ({bad[:80]})")
     return state
+
+
+def _tensors(value: Any, name: str = "") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in a (checked, plain, bounded) state, with where it is."""
+    if isinstance(value, torch.Tensor):
+        return [(name, value)]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    return [found for key, child in items for found in _tensors(child, f"{name}.{key}" if name else str(key))]
