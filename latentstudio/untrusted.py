@@ -112,31 +112,44 @@ def read_npz(path: str | os.PathLike, max_bytes: int, error: ErrorFactory, what:
     """Every array of an ``.npz`` file, refusing pickled (object) arrays and any entry or array
     whose size, declared or inflated, is beyond ``max_bytes`` in total."""
     text = os.fsdecode(path)
-    with open_regular_file(path, error, what) as (stream, size):
+
+    def damaged(failure: Exception) -> Exception:
+        detail = " ".join(str(failure).split())[:100]
+        return error(text, f"not a {what}, or a damaged one ({type(failure).__name__}{': ' + detail if detail else ''})")
+
+    with open_regular_file(path, error, what) as (stream, _):
         try:
-            with zipfile.ZipFile(stream) as archive:
-                infos = [info for info in archive.infolist() if not info.is_dir()]
-                if len(infos) > MAX_NPZ_ENTRIES:
-                    raise error(text, f"a {what} of {len(infos):,} entries (at most {MAX_NPZ_ENTRIES})")
-                if sum(info.file_size for info in infos) > max_bytes:
-                    raise error(text, f"a {what} that inflates to more than {max_bytes:,} bytes")
-                arrays = {}
-                for info in infos:
-                    name = info.filename.removesuffix(".npy")
-                    arrays[name] = npy_array(archive.read(info), text, name, error)
-                return arrays
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, ValueError, OSError, RuntimeError) as failure:
-            raise error(text, f"not a {what}, or a damaged one ({type(failure).__name__}: {' '.join(str(failure).split())[:100]})") from None
+            archive = zipfile.ZipFile(stream)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as failure:
+            raise damaged(failure) from None
+        with archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            if len(infos) > MAX_NPZ_ENTRIES:
+                raise error(text, f"a {what} of {len(infos):,} entries (at most {MAX_NPZ_ENTRIES})")
+            if sum(info.file_size for info in infos) > max_bytes:
+                raise error(text, f"a {what} that inflates to more than {max_bytes:,} bytes")
+            arrays = {}
+            for info in infos:
+                try:
+                    data = archive.read(info)
+                except (zipfile.BadZipFile, EOFError, NotImplementedError, ValueError, OSError, RuntimeError) as failure:
+                    raise damaged(failure) from None
+                name = info.filename.removesuffix(".npy")
+                arrays[name] = npy_array(data, text, name, error)
+            return arrays
 
 
 def npy_array(data: bytes, path: str, name: str, error: ErrorFactory) -> np.ndarray:
     """One ``.npy`` payload, its header checked against its bytes before numpy allocates."""
     stream = io.BytesIO(data)
-    version = np.lib.format.read_magic(stream)
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    if version not in readers:
-        raise error(path, f"array {name[:40]} is in .npy format version {version}, not 1.0 or 2.0")
-    shape, _, dtype = readers[version](stream, max_header_size=10_000)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version not in readers:
+            raise ValueError(f".npy format version {version}, not 1.0 or 2.0")
+        shape, _, dtype = readers[version](stream, max_header_size=10_000)
+    except ValueError as failure:
+        raise error(path, f"array {name[:40]} has a damaged header ({' '.join(str(failure).split())[:100]})") from None
     if dtype.hasobject:
         raise error(path, f"array {name[:40]} holds Python objects (pickled data is refused)")
     if len(data) - stream.tell() != math.prod(shape) * dtype.itemsize:

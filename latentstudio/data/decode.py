@@ -8,6 +8,7 @@ CMYK are expanded, and the EXIF orientation of camera JPEGs is applied.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -51,6 +52,14 @@ def center_crop_resize(image: Image.Image, resolution: int) -> Image.Image:
     return image.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def open_image(data: bytes) -> Image.Image:
+    """Pillow's image for ``data``; its decompression-bomb warning is silenced, since
+    :func:`check_pixels` refuses such images with a reason before anything is decoded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
+
+
 def check_pixels(image: Image.Image) -> None:
     """Refuse decompression bombs before decoding: a few kilobytes can declare gigapixels."""
     width, height = image.size
@@ -65,7 +74,7 @@ def decode_image(data: bytes, resolution: int, channels: int = 3) -> np.ndarray:
     ``ValueError``...), and ``ValueError`` for more than :data:`MAX_PIXELS` pixels; callers
     decide whether that skips the file.
     """
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         image.draft(None, (resolution, resolution))  # JPEG: decode at 1/2..1/8 scale when big
         check_pixels(image)
         image = ImageOps.exif_transpose(image)
@@ -78,6 +87,6 @@ def decode_image(data: bytes, resolution: int, channels: int = 3) -> np.ndarray:
 
 def verify_image(data: bytes) -> None:
     """Cheap structural check (header, and chunk CRCs for PNG) without decoding pixels."""
-    with Image.open(io.BytesIO(data)) as image:
+    with open_image(data) as image:
         check_pixels(image)
         image.verify()

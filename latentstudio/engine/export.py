@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,7 +66,10 @@ def read_png_recipe(path: str | os.PathLike) -> tuple[EditRecipe, str | None]:
     """
     with open_regular_file(path, prefixed(RecipeError), "PNG image") as (stream, _):
         try:
-            with Image.open(stream, formats=["PNG"]) as picture:
+            with warnings.catch_warnings():  # pixels are never decoded here: a bomb cannot go off
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                picture = Image.open(stream, formats=["PNG"])
+            with picture:
                 text = {key: value for key, value in picture.info.items() if key in (RECIPE_KEY, MODEL_KEY)}
         except Exception as error:  # noqa: BLE001 - Pillow raises many types for hostile files
             detail = " ".join(str(error).split())[:120] or type(error).__name__
