@@ -5,8 +5,9 @@
 ``REV`` (default ``c555eb6``, the last revision before the hardened loader) is exported with
 ``git archive`` into a temporary folder. Each round runs one process per loader, in turns,
 each loading every file ``--repeats`` times with ``load_networks`` (one warm-up load first,
-one torch thread); the best time per file and loader over all rounds is reported with the
-ratio new / baseline. Without FILE, the largest fixture pickle and a native conversion of it.
+one torch thread); the best CPU time (``time.process_time``: other processes on a shared
+machine inflate it far less than wall time) per file and loader over all rounds is reported
+with the ratio new / baseline. Without FILE, the largest fixture pickle and a native conversion of it.
 """
 from __future__ import annotations
 
@@ -24,16 +25,17 @@ WORKER = r"""
 import json, sys, time
 import torch
 torch.set_num_threads(1)
+import latentstudio
 from latentstudio.io import load_networks
 repeats, files = int(sys.argv[1]), sys.argv[2:]
-best = {}
+best = {"code": latentstudio.__file__}
 for path in files:
     load_networks(path)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = time.process_time()
         load_networks(path)
-        times.append(time.perf_counter() - start)
+        times.append(time.process_time() - start)
     best[path] = min(times)
 print(json.dumps(best))
 """
@@ -50,8 +52,9 @@ def export_revision(revision: str, target: Path) -> Path:
 
 def measure(code_root: Path, files: list[str], repeats: int) -> dict[str, float]:
     env = dict(os.environ, PYTHONPATH=str(code_root))
+    # cwd matters: ``python -c`` puts the working directory first on sys.path
     result = subprocess.run([sys.executable, "-c", WORKER, str(repeats), *files], env=env, check=True,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, cwd=code_root)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -78,7 +81,10 @@ def main() -> int:
         best: dict[str, dict[str, float]] = {"baseline": {}, "new": {}}
         for _ in range(args.rounds):
             for name, root in (("baseline", baseline), ("new", ROOT)):
-                for path, seconds in measure(root, files, args.repeats).items():
+                measured = measure(root, files, args.repeats)
+                if not measured.pop("code").startswith(str(root)):
+                    raise RuntimeError(f"the {name} run did not import the code under {root}")
+                for path, seconds in measured.items():
                     best[name][path] = min(seconds, best[name].get(path, float("inf")))
         print(f"{'file':<40} {'size':>9} {args.baseline:>12} {'this tree':>12} {'ratio':>7}")
         for path in files:

@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     if not networks:
         raise CliError(f"{source} holds no networks")
     provenance = {**provenance, "source_format": file_format, "converted_from": source.name}
-    out = save_native(args.output, networks, provenance, dtype=torch.float16 if args.fp16 else None)
+    try:
+        out = save_native(args.output, networks, provenance, dtype=torch.float16 if args.fp16 else None)
+    except OSError as error:
+        raise CliError(f"{args.output}: cannot be written ({error.strerror or type(error).__name__})") from None
     print(f"wrote {out} ({', '.join(networks)}, {out.stat().st_size / 1e6:.1f} MB)")
     return 0
