@@ -38,7 +38,7 @@ def problems(result: dict) -> list[str]:
         found.append("does not name the file")
     if result.get("expected") and result["expected"] not in message:
         found.append(f"does not say {result['expected']!r}")
-    if re.search(r"not enough memory|allocate|MemoryError", message):
+    if re.search(r"not enough memory|more memory than|allocate|MemoryError", message):
         found.append("stopped by the memory limit, not by a check")
     return found
 

@@ -288,9 +288,13 @@ class SafeUnpickler:
                 handler(self)
         except UnsafePickle:
             raise
-        except (RecursionError, MemoryError):
-            raise UnsafePickle(f"the pickle is too large or too deeply nested to read (at byte {self.position:,})") from None
+        except MemoryError:
+            raise UnsafePickle(f"the pickle needs more memory than is available (at byte {self.position:,})") from None
+        except RecursionError:
+            raise UnsafePickle(f"the pickle is nested too deeply to read (at byte {self.position:,})") from None
         except Exception as error:  # noqa: BLE001 - any other failure on hostile bytes is a malformed pickle
+            if isinstance(error, RuntimeError) and "alloc" in str(error)[:1000]:  # torch's allocator gave up
+                raise UnsafePickle(f"the pickle needs more memory than is available (at byte {self.position:,})") from None
             raise UnsafePickle(f"the pickle is malformed at byte {self.position:,} ({type(error).__name__})") from None
         value = self._result
         check_plain(value, self.budget)
