@@ -30,7 +30,6 @@ from latentstudio.atomic import atomic_path
 from latentstudio.io.architectures import UnsupportedNetwork, build_checked
 from latentstudio.io.errors import ModelLoadError, describe_error
 from latentstudio.io.safe_pickle import Budget, UnsafePickle
-from latentstudio.io.tensors import Storage
 
 FORMAT_NAME = "latentstudio-native"
 FORMAT_VERSION = 1
@@ -107,16 +106,17 @@ def read_safetensors(path: Path, stream: BinaryIO, size: int, budget: Budget) ->
         position = end
     if position != data_size:
         raise ModelLoadError(path, f"a damaged .safetensors file (its tensors cover {position:,} of {data_size:,} data bytes)")
-    data = stream.read(data_size)
-    if len(data) != data_size:
-        raise ModelLoadError(path, "a damaged .safetensors file (truncated)")
-    tensors = {}
     try:
-        for (start, end, dtype, shape), name in spans:
-            storage = Storage.from_bytes(budget, dtype, data, start, math.prod(shape))
-            tensors[name] = storage.data.reshape(shape)
+        budget.charge_bytes(data_size, "the tensor data")
     except UnsafePickle as error:
         raise ModelLoadError(path, f"a .safetensors file too large for its size ({describe_error(error)})") from None
+    data = torch.empty(data_size, dtype=torch.uint8)  # read straight into one aligned buffer
+    if data_size and stream.readinto(memoryview(data.numpy())) != data_size:
+        raise ModelLoadError(path, "a damaged .safetensors file (truncated)")
+    tensors = {}
+    for (start, end, dtype, shape), name in spans:
+        chunk = data[start:end]
+        tensors[name] = (chunk if start % dtype.itemsize == 0 else chunk.clone()).view(dtype).reshape(shape)
     return tensors, metadata
 
 
@@ -136,8 +136,7 @@ def _span(path: Path, name: Any, entry: Any, data_size: int) -> tuple[int, int, 
     if not isinstance(offsets, list) or len(offsets) != 2 or any(type(n) is not int for n in offsets):
         raise damaged("malformed data offsets")
     start, end = offsets
-    itemsize = torch.empty((), dtype=dtype).element_size()
-    if not 0 <= start <= end <= data_size or end - start != math.prod(shape) * itemsize:
+    if not 0 <= start <= end <= data_size or end - start != math.prod(shape) * dtype.itemsize:
         raise damaged(f"its bytes {start:,}..{end:,} do not hold shape {shape[:8]} within the file")
     return start, end, dtype, tuple(shape)
 
