@@ -105,10 +105,7 @@ def _start_recipe(args: argparse.Namespace, G):
                               class_index=class_index if G.c_dim else None, model=G.info.fingerprint)
         path = Path(args.recipe)
         if path.suffix.lower() == ".json":
-            try:
-                recipe = EditRecipe.from_json(path.read_bytes())
-            except OSError as error:
-                raise CliError(f"{path}: {error.strerror or error}") from None
+            recipe = EditRecipe.from_file(path)
         else:
             recipe, _ = read_png_recipe(path)
         return recipe.replace(class_index=class_index) if class_index is not None else recipe

@@ -151,15 +151,10 @@ def build_animation(args: argparse.Namespace, G):
 def read_recipe(path: str):
     """A recipe from an exported PNG or a recipe ``.json``."""
     from latentstudio.engine.export import read_png_recipe
-    from latentstudio.engine.recipe import EditRecipe, RecipeError
+    from latentstudio.engine.recipe import EditRecipe
 
     if Path(path).suffix.lower() == ".json":
-        try:
-            return EditRecipe.from_json(Path(path).read_bytes())
-        except OSError as error:
-            raise RecipeError(f"{path}: cannot read ({error.strerror or error})") from None
-        except RecipeError as error:
-            raise RecipeError(f"{path}: {error}") from None
+        return EditRecipe.from_file(path)
     return read_png_recipe(path)[0]
 
 
