@@ -1,0 +1,136 @@
+"""rosinality/stylegan2-pytorch checkpoints (``.pt``), read as data, in both layouts it writes.
+
+- ``train.py``: ``g``, ``d``, ``g_ema`` (state dicts), ``g_optim``, ``d_optim`` (optimizer
+  states), ``args`` (an ``argparse.Namespace``) and ``ada_aug_p`` (a float).
+- ``convert_weight.py``: ``g_ema`` and ``latent_avg`` (and ``g`` / ``d`` when asked for).
+
+The generators and the discriminator become our networks through
+:mod:`latentstudio.io.rosinality`; the optimizer states are ignored; ``args`` and
+``ada_aug_p`` are kept as provenance. rosinality's generator has no average latent of its
+own: ``latent_avg`` is used when the file has it, otherwise it is computed (the mean of
+100,000 mapped z from a fixed seed, :func:`latentstudio.io.w_avg.mean_w`) and provenance
+says so; ``convert`` stores it.
+"""
+from __future__ import annotations
+
+import collections
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from latentstudio.io.architectures import UnsupportedNetwork, build_network, load_translated_weights
+from latentstudio.io.errors import ModelLoadError
+from latentstudio.io.rosinality import discriminator_from_rosinality, generator_from_rosinality
+from latentstudio.io.safe_pickle import DisallowedGlobal
+from latentstudio.io.torch_zip import TorchZipError, read_torch_zip
+from latentstudio.io.w_avg import W_AVG_SAMPLES, W_AVG_SEED, mean_w
+
+TRAIN = "rosinality-train"
+CONVERTED = "rosinality-converted"
+NETWORK_NAMES = {"g": "G", "d": "D", "g_ema": "G_ema"}
+TRAINING_KEYS = ("g_optim", "d_optim", "args", "ada_aug_p")
+
+
+class NamespaceRecord(dict):
+    """Stands in for ``argparse.Namespace`` (``train.py``'s ``args``): its attributes as a dict."""
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("an argparse.Namespace whose state is not a dict")
+        self.update(state)
+
+
+# What a rosinality data.pkl may ask for beyond the restricted unpickler's own allow-list:
+# - collections.OrderedDict: state dicts are OrderedDicts (a dict, no code);
+# - argparse.Namespace: train.py's args, rebuilt as a plain dict (NamespaceRecord), never
+#   the real class;
+# the tensor rebuild and the floating-point storage types come with the torch zip reader.
+EXTRA_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("argparse", "Namespace"): NamespaceRecord,
+}
+
+
+def is_rosinality(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("g_ema"), dict)
+
+
+def read_rosinality(path: Path, data: Any = None) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
+    """Networks by name (``G``, ``D``, ``G_ema``), provenance, and the layout
+    (:data:`TRAIN` or :data:`CONVERTED`) of a rosinality checkpoint."""
+    if data is None:
+        data = read_checkpoint_data(path)
+    if not is_rosinality(data):
+        found = f"a dict with keys {sorted(map(str, data))[:8]}" if isinstance(data, dict) else type(data).__name__
+        raise ModelLoadError(path, f"a PyTorch checkpoint, but not a rosinality one: found {found}, expected g_ema (and g, d)")
+    layout = TRAIN if any(key in data for key in TRAINING_KEYS) else CONVERTED
+    latent_avg = data.get("latent_avg")
+    if latent_avg is not None and not (isinstance(latent_avg, torch.Tensor) and latent_avg.is_floating_point()):
+        raise ModelLoadError(path, "latent_avg is not a floating-point tensor")
+
+    networks: dict[str, nn.Module] = {}
+    for key, name in NETWORK_NAMES.items():
+        if key not in data:
+            continue
+        state = data[key]
+        if not isinstance(state, dict):
+            raise ModelLoadError(path, f"{key} is not a state dict")
+        try:
+            if key == "d":
+                init_kwargs, weights = discriminator_from_rosinality(state)
+            else:
+                init_kwargs, weights = generator_from_rosinality(state)
+                weights["mapping.w_avg"] = _stored_w_avg(latent_avg, key, init_kwargs["w_dim"])
+            class_name = "Discriminator" if key == "d" else "Generator"
+            network = build_network("stylegan2", class_name, init_kwargs)
+            networks[name] = load_translated_weights(network, weights, "stylegan2", init_kwargs)
+        except UnsupportedNetwork as error:
+            raise ModelLoadError(path, f"{key}: {error}") from None
+
+    # latent_avg belongs to g_ema; every other generator's average is computed.
+    computed = [name for key, name in NETWORK_NAMES.items()
+                if key != "d" and name in networks and not (key == "g_ema" and latent_avg is not None)]
+    for name in computed:
+        with torch.no_grad():
+            networks[name].mapping.w_avg.copy_(mean_w(networks[name].mapping))
+    notes = ["G_ema: latent_avg stored in the file"] if latent_avg is not None else []
+    if computed:
+        notes.append(f"{', '.join(computed)}: computed by latentstudio as the file stores none, "
+                     f"the mean of {W_AVG_SAMPLES:,} mapped z (seed {W_AVG_SEED})")
+    provenance: dict[str, Any] = {"source_format": layout, "w_avg": "; ".join(notes)}
+    args = data.get("args")
+    if isinstance(args, dict):
+        provenance["training_args"] = {str(k): v for k, v in args.items() if isinstance(v, (str, int, float, bool, type(None)))}
+    if isinstance(data.get("ada_aug_p"), (int, float)):
+        provenance["ada_aug_p"] = float(data["ada_aug_p"])
+    return networks, provenance, layout
+
+
+def _stored_w_avg(latent_avg: torch.Tensor | None, key: str, w_dim: int) -> torch.Tensor:
+    """``latent_avg`` for ``g_ema`` when the file has one (checked), else a placeholder that
+    :func:`read_rosinality` replaces by the computed mean."""
+    if latent_avg is None or key != "g_ema":
+        return torch.zeros([w_dim])
+    if latent_avg.numel() != w_dim:
+        raise UnsupportedNetwork(f"latent_avg has {latent_avg.numel()} values, the generator's w_dim is {w_dim}")
+    return latent_avg.reshape([w_dim])
+
+
+def read_checkpoint_data(path: Path) -> Any:
+    """The plain data of a torch zip checkpoint that may hold a rosinality model."""
+    try:
+        return read_torch_zip(path, EXTRA_GLOBALS)
+    except DisallowedGlobal as error:
+        raise ModelLoadError(
+            path,
+            f"the checkpoint asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
+            f"of data types, so it was not loaded (only state dicts, tensors and settings are accepted)",
+        ) from None
+    except TorchZipError as error:
+        raise ModelLoadError(path, str(error)) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            RuntimeError, MemoryError, OverflowError, UnicodeDecodeError, OSError) as error:
+        raise ModelLoadError(path, f"not a readable PyTorch checkpoint (it looks truncated or corrupt: {error})") from None

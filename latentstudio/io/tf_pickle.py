@@ -1,0 +1,187 @@
+"""NVlabs TensorFlow network pickles (the stylegan2 and stylegan2-ada TF releases), read as data.
+
+Such a file is a tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network`` objects. The real
+class ``exec()``s the Python source stored in each network (``build_module_src``) when it is
+unpickled; here the class is replaced by :class:`TFNetworkRecord`, which keeps the pickled
+state as plain data and drops ``build_module_src`` unread, so no code from the file can run.
+The numpy arrays of the variables are rebuilt by the restricted unpickler (plain numeric
+dtypes only). :mod:`latentstudio.io.tf_networks` maps settings and variables onto our networks.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from latentstudio.io.architectures import UnsupportedNetwork, build_network, load_translated_weights
+from latentstudio.io.errors import ModelLoadError
+from latentstudio.io.safe_pickle import DisallowedGlobal, RestrictedUnpickler
+from latentstudio.io.tf_networks import discriminator_settings, discriminator_state, generator_settings, generator_state
+
+STYLEGAN2 = "nvlabs-tf-stylegan2"
+STYLEGAN2_ADA = "nvlabs-tf-stylegan2-ada"
+
+# Build functions of the networks we read: StyleGAN2 configs E/F and StyleGAN2-ADA (TF).
+GENERATOR_FUNCS = {"G_main"}
+MAPPING_FUNCS = {"G_mapping"}
+SYNTHESIS_FUNCS = {"G_synthesis_stylegan2": STYLEGAN2, "G_synthesis": STYLEGAN2_ADA}
+DISCRIMINATOR_FUNCS = {"D_stylegan2": STYLEGAN2, "D_main": STYLEGAN2_ADA}
+# ... and what the others are, to say so when refusing them.
+KNOWN_OTHERS = {
+    "G_synthesis_stylegan_revised": "a StyleGAN2 config A-D network (progressive growing)",
+    "D_stylegan": "a StyleGAN2 config A-D discriminator (progressive growing)",
+    "G_style": "a StyleGAN (version 1) or StyleGAN2 config A network",
+    "D_basic": "a StyleGAN (version 1) or StyleGAN2 config A discriminator",
+}
+STATE_FIELDS = {"version": int, "name": str, "static_kwargs": dict, "components": dict,
+                "build_func_name": str, "variables": list}
+MAX_DEPTH = 3  # G -> mapping / synthesis; nothing nests deeper
+
+
+class TFNetworkRecord:
+    """Stands in for ``dnnlib.tflib.network.Network``: its pickled state, minus the code.
+
+    ``__setstate__`` is where the real class compiles and runs ``build_module_src``; this
+    one keeps every other field as it is (checked later by :func:`network_state`).
+    """
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError("a TensorFlow network whose state is not a dict")
+        self.state = {key: value for key, value in state.items() if key != "build_module_src"}
+
+
+# What a TF network pickle may ask for beyond the restricted unpickler's own allow-list
+# (which has numpy's plain arrays): the Network class, as the record above, never the class.
+EXTRA_GLOBALS: dict[tuple[str, str], Any] = {
+    ("dnnlib.tflib.network", "Network"): TFNetworkRecord,
+}
+
+
+class _TFUnpickler(RestrictedUnpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in EXTRA_GLOBALS:
+            return EXTRA_GLOBALS[(module, name)]
+        return super().find_class(module, name)
+
+
+def network_state(record: Any, what: str) -> dict[str, Any]:
+    """A network's state after checking every field's type (the variables as name -> array)."""
+    if not isinstance(record, TFNetworkRecord):
+        raise UnsupportedNetwork(f"{what} is {type(record).__name__}, not a TensorFlow network")
+    state = record.state
+    for field, kind in STATE_FIELDS.items():
+        if not isinstance(state.get(field), kind) or isinstance(state.get(field), bool):
+            raise UnsupportedNetwork(f"{what}'s {field} is {type(state.get(field)).__name__}, expected {kind.__name__}")
+    if state["version"] < 4:
+        raise UnsupportedNetwork(f"{what} is a version {state['version']} TensorFlow network; versions 4 and 5 are read")
+    if not all(isinstance(key, str) for key in state["static_kwargs"]):
+        raise UnsupportedNetwork(f"{what}'s settings have names that are not strings")
+    variables: dict[str, np.ndarray] = {}
+    for entry in state["variables"]:
+        if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)):
+            raise UnsupportedNetwork(f"{what} has a variable that is not a (name, array) pair")
+        name, value = entry
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            raise UnsupportedNetwork(f"{what}'s variable {name} is not a floating-point array")
+        if name in variables:
+            raise UnsupportedNetwork(f"{what}'s variable {name} appears twice")
+        variables[name] = value
+    return {**state, "variables": variables}
+
+
+def collect_variables(record: Any, what: str, depth: int = 0) -> dict[str, np.ndarray]:
+    """Every variable of a network and its components, named as ``legacy.py`` names them
+    (``Dense0/weight`` at the top, ``mapping/Dense0/weight`` in the mapping component)."""
+    if depth >= MAX_DEPTH:
+        raise UnsupportedNetwork(f"{what}'s components nest too deeply")
+    state = network_state(record, what)
+    variables = dict(state["variables"])
+    for name, component in state["components"].items():
+        if not isinstance(name, str):
+            raise UnsupportedNetwork(f"{what} has a component whose name is not a string")
+        for key, value in collect_variables(component, f"{what}/{name}", depth + 1).items():
+            variables[f"{name}/{key}"] = value
+    return variables
+
+
+def variant(G: dict[str, Any], D: dict[str, Any]) -> str:
+    """:data:`STYLEGAN2` or :data:`STYLEGAN2_ADA`, from the build functions and settings; refuses
+    every other network by name (configs A-D, StyleGAN 1, ...)."""
+    components = G["components"]
+    funcs = {
+        "generator": (G["build_func_name"], GENERATOR_FUNCS),
+        "mapping network": (_func(components.get("mapping")), MAPPING_FUNCS),
+        "synthesis network": (_func(components.get("synthesis")), set(SYNTHESIS_FUNCS)),
+        "discriminator": (D["build_func_name"], set(DISCRIMINATOR_FUNCS)),
+    }
+    for what, (func, supported) in funcs.items():
+        if func is None:
+            raise UnsupportedNetwork(f"the generator has no {what}")
+        if func not in supported:
+            described = f" ({KNOWN_OTHERS[func]})" if func in KNOWN_OTHERS else ""
+            raise UnsupportedNetwork(
+                f"the {what} is built by {func!r}{described}; supported are StyleGAN2 configs E/F and StyleGAN2-ADA networks"
+            )
+    ada_settings = {"num_fp16_res", "conv_clamp"} & (set(G["static_kwargs"]) | set(D["static_kwargs"]))
+    synthesis = SYNTHESIS_FUNCS[funcs["synthesis network"][0]]
+    ada = synthesis == STYLEGAN2_ADA or DISCRIMINATOR_FUNCS[D["build_func_name"]] == STYLEGAN2_ADA
+    return STYLEGAN2_ADA if ada or ada_settings or G["version"] >= 5 else STYLEGAN2
+
+
+def _func(record: Any) -> str | None:
+    return record.state.get("build_func_name") if isinstance(record, TFNetworkRecord) else None
+
+
+def read_tf_pickle(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
+    """Networks by name (``G``, ``D``, and ``Gs`` as ``G_ema``), provenance and the variant
+    (:data:`STYLEGAN2` or :data:`STYLEGAN2_ADA`)."""
+    data = _unpickle(path)
+    if not (isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetworkRecord) for n in data)):
+        found = f"a {len(data)}-tuple" if isinstance(data, tuple) else type(data).__name__
+        raise ModelLoadError(path, f"a TensorFlow-era pickle, but not a (G, D, Gs) network triple: found {found}")
+    networks: dict[str, nn.Module] = {}
+    ignored: dict[str, list[str]] = {}
+    try:
+        G, D, Gs = (network_state(n, name) for n, name in zip(data, ("G", "D", "Gs")))
+        file_variant = variant(G, D)
+        for name, record, state in (("G", data[0], G), ("D", data[1], D), ("G_ema", data[2], Gs)):
+            what = "Gs" if name == "G_ema" else name
+            if name == "D":
+                init_kwargs = discriminator_settings(state["static_kwargs"])
+                weights, unused = discriminator_state(collect_variables(record, what))
+            else:
+                init_kwargs = generator_settings(state["static_kwargs"])
+                weights, unused = generator_state(collect_variables(record, what))
+            network = build_network("stylegan2", "Discriminator" if name == "D" else "Generator", init_kwargs)
+            networks[name] = load_translated_weights(network, weights, "stylegan2", init_kwargs)
+            if unused:
+                ignored[what] = unused
+    except UnsupportedNetwork as error:
+        raise ModelLoadError(path, str(error)) from None
+    provenance: dict[str, Any] = {"source_format": file_variant,
+                                  "tf_networks": {n: s["name"] for n, s in zip(("G", "D", "Gs"), (G, D, Gs))}}
+    if ignored:
+        provenance["ignored_tf_variables"] = ignored
+    return networks, provenance, file_variant
+
+
+def _unpickle(path: Path) -> Any:
+    try:
+        with open(path, "rb") as stream:
+            return _TFUnpickler(stream).load()
+    except DisallowedGlobal as error:
+        raise ModelLoadError(
+            path,
+            f"the pickle asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
+            f"of data types for TensorFlow network pickles, so it was not loaded",
+        ) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, RuntimeError, MemoryError, OverflowError, UnicodeDecodeError) as error:
+        raise ModelLoadError(path, f"not a readable network pickle (it looks truncated or corrupt: {error})") from None
