@@ -31,6 +31,7 @@ from latentstudio.io.w_avg import W_AVG_SAMPLES, W_AVG_SEED, mean_w
 TRAIN = "rosinality-train"
 CONVERTED = "rosinality-converted"
 NETWORK_NAMES = {"g": "G", "d": "D", "g_ema": "G_ema"}
+W_AVG_COMPUTED = f"computed by latentstudio as the file stores none: the mean of {W_AVG_SAMPLES:,} mapped z (seed {W_AVG_SEED})"
 TRAINING_KEYS = ("g_optim", "d_optim", "args", "ada_aug_p")
 
 
@@ -96,11 +97,11 @@ def read_rosinality(path: Path, data: Any = None) -> tuple[dict[str, nn.Module],
     for name in computed:
         with torch.no_grad():
             networks[name].mapping.w_avg.copy_(mean_w(networks[name].mapping))
-    notes = ["G_ema: latent_avg stored in the file"] if latent_avg is not None else []
-    if computed:
-        notes.append(f"{', '.join(computed)}: computed by latentstudio as the file stores none, "
-                     f"the mean of {W_AVG_SAMPLES:,} mapped z (seed {W_AVG_SEED})")
-    provenance: dict[str, Any] = {"source_format": layout, "w_avg": "; ".join(notes)}
+    provenance: dict[str, Any] = {
+        "source_format": layout,
+        "w_avg": {name: W_AVG_COMPUTED if name in computed else "latent_avg stored in the file"
+                  for name in ("G", "G_ema") if name in networks},
+    }
     args = data.get("args")
     if isinstance(args, dict):
         provenance["training_args"] = {str(k): v for k, v in args.items() if isinstance(v, (str, int, float, bool, type(None)))}
