@@ -72,7 +72,7 @@ def generator_variables(G: nn.Module) -> tuple[dict[str, np.ndarray], dict[str, 
 def discriminator_variables(D: nn.Module) -> dict[str, np.ndarray]:
     state = {k: v.detach().numpy() for k, v in D.state_dict().items()}
     variables = {}
-    for res in D.block_resolutions:
+    for res in [*D.block_resolutions, 4]:  # the 4x4 epilogue has a fromrgb in the skip architecture
         for layer, tf_name in (("fromrgb", "FromRGB"), ("conv0", "Conv0"), ("conv1", "Conv1_down"), ("skip", "Skip")):
             for leaf in ("weight", "bias"):
                 key = f"b{res}.{layer}.{leaf}"

@@ -255,7 +255,7 @@ def _translate(variables: Mapping[str, np.ndarray], namer: Callable[[str], tuple
             continue
         if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
             raise UnsupportedNetwork(f"TensorFlow variable {name} is not a floating-point array")
-        state[target] = torch.from_numpy(np.ascontiguousarray(transform(name, value)))
+        state[target] = torch.from_numpy(transform(name, value).copy())  # a C-contiguous copy, 0-d kept
     return state, ignored
 
 
