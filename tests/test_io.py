@@ -105,7 +105,7 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "image": (png.getvalue(), "PNG image"),
         "plain_pickle": (pickle.dumps({"a": 1}, protocol=4), "not an NVlabs network pickle"),
         "safetensors_without_header": (None, "without latentstudio settings"),
-        "torch_zip": (None, "not supported yet"),
+        "torch_zip": (None, "rosinality generator: no mapping layers"),
     }
     paths = {}
     for name, (data, expected) in files.items():

@@ -18,7 +18,7 @@ import torch
 import rosinality_layout as ros
 from latentstudio.cli import main
 from latentstudio.io import ModelLoadError, load_model, load_networks
-from latentstudio.io.architectures import build_network, load_translated_weights
+from latentstudio.io.architectures import DERIVED_BUFFERS, build_checked
 from latentstudio.io.rosinality import channel_rule, generator_from_rosinality
 from latentstudio.io.rosinality_checkpoint import W_AVG_COMPUTED
 from latentstudio.io.w_avg import mean_w
@@ -141,7 +141,7 @@ def test_real_size_generator_maps_tensor_for_tensor():
     init_kwargs, weights = generator_from_rosinality(state)
     assert (init_kwargs["channel_base"], init_kwargs["channel_max"], init_kwargs["mapping_kwargs"]["num_layers"]) == (32768, 512, 8)
     weights["mapping.w_avg"] = torch.zeros([512])
-    G = load_translated_weights(build_network("stylegan2", "Generator", init_kwargs), weights, "stylegan2", init_kwargs)
+    G = build_checked("stylegan2", "Generator", init_kwargs, weights, "g_ema", derived=DERIVED_BUFFERS)
     loaded = G.state_dict()
     assert torch.equal(loaded["synthesis.b256.conv0.weight"], state["convs.10.conv.weight"][0])
     assert torch.equal(loaded["synthesis.b128.torgb.affine.bias"], state["to_rgbs.4.conv.modulation.bias"])
@@ -193,14 +193,14 @@ def hostile_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "missing_entry": (_rezip(good, tmp_path / "missing.pt", lambda n, d: None if n == f"{folder}/data/5" else d),
                           f"no entry {folder}/data/5"),
         "short_entry": (_rezip(good, tmp_path / "short.pt", lambda n, d: d[: len(d) // 2] if n == f"{folder}/data/0" else d),
-                        "too short"),
+                        "but its data holds"),
         "no_data_pkl": (_rezip(good, tmp_path / "nopkl.pt", lambda n, d: None if n.endswith("data.pkl") else d), "data.pkl"),
         "big_endian": (_rezip(good, tmp_path / "endian.pt", lambda n, d: b"big" if n.endswith("byteorder") else d), "endian"),
         "truncated": (None, "damaged zip"),
         "not_rosinality": (_save(tmp_path, "other", {"model": OrderedDict(w=torch.zeros(2))}), "not a rosinality one"),
         "broken_generator": (_save(tmp_path, "broken", {"g_ema": OrderedDict(w=torch.zeros(2))}), "no mapping layers"),
         "integer_weights": (_save(tmp_path, "ints", {"g_ema": OrderedDict((k, v.long()) for k, v in checkpoint("ros_converted64")["g_ema"].items())}),
-                            "LongStorage"),
+                            "style.1.weight is not a floating-point tensor"),
     }
     data = good.read_bytes()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])

@@ -13,45 +13,53 @@ says so; ``convert`` stores it.
 """
 from __future__ import annotations
 
-import collections
-import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
 
-from latentstudio.io.architectures import UnsupportedNetwork, build_network, load_translated_weights
-from latentstudio.io.errors import ModelLoadError
+from latentstudio.io.architectures import DERIVED_BUFFERS, UnsupportedNetwork, build_checked
+from latentstudio.io.errors import ModelLoadError, describe_error
 from latentstudio.io.rosinality import discriminator_from_rosinality, generator_from_rosinality
-from latentstudio.io.safe_pickle import DisallowedGlobal
-from latentstudio.io.torch_zip import TorchZipError, read_torch_zip
+from latentstudio.io.safe_pickle import ALLOWED_GLOBALS, Allowed, Budget, DisallowedGlobal, UnsafePickle
+from latentstudio.io.tensors import STORAGE_TYPES, TENSOR_GLOBALS
+from latentstudio.io.torch_zip import read_torch_zip
 from latentstudio.io.w_avg import W_AVG_SAMPLES, W_AVG_SEED, mean_w
 
 TRAIN = "rosinality-train"
 CONVERTED = "rosinality-converted"
 NETWORK_NAMES = {"g": "G", "d": "D", "g_ema": "G_ema"}
-W_AVG_COMPUTED = f"computed by latentstudio as the file stores none: the mean of {W_AVG_SAMPLES:,} mapped z (seed {W_AVG_SEED})"
 TRAINING_KEYS = ("g_optim", "d_optim", "args", "ada_aug_p")
+W_AVG_COMPUTED = f"computed by latentstudio as the file stores none: the mean of {W_AVG_SAMPLES:,} mapped z (seed {W_AVG_SEED})"
 
 
-class NamespaceRecord(dict):
-    """Stands in for ``argparse.Namespace`` (``train.py``'s ``args``): its attributes as a dict."""
-
-    def __setstate__(self, state: Any) -> None:
-        if not isinstance(state, dict):
-            raise pickle.UnpicklingError("an argparse.Namespace whose state is not a dict")
-        self.update(state)
+def _namespace_new(budget: Budget, *args: Any) -> dict:
+    """``argparse.Namespace()`` (``train.py``'s ``args``) -> a plain dict; BUILD fills it."""
+    if args:
+        raise UnsafePickle("argparse.Namespace constructed with arguments")
+    return {}
 
 
-# What a rosinality data.pkl may ask for beyond the restricted unpickler's own allow-list:
-# - collections.OrderedDict: state dicts are OrderedDicts (a dict, no code);
-# - argparse.Namespace: train.py's args, rebuilt as a plain dict (NamespaceRecord), never
-#   the real class;
-# the tensor rebuild and the floating-point storage types come with the torch zip reader.
-EXTRA_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("argparse", "Namespace"): NamespaceRecord,
+def _namespace_build(budget: Budget, target: dict, state: Any) -> dict:
+    """The Namespace's attributes (its pickled ``__dict__``) as the dict's items."""
+    if type(state) is not dict or not all(type(key) is str for key in state):
+        raise UnsafePickle("an argparse.Namespace whose state is not a dict of named values")
+    budget.charge_nodes(len(state))
+    return dict(state)
+
+
+# What a rosinality data.pkl may ask for, beyond the containers every format may use
+# (collections.OrderedDict, which state dicts are, rebuilt as a plain dict):
+# - torch._utils._rebuild_tensor_v2 and the torch.<Type>Storage names: every tensor, rebuilt
+#   as a checked view of its zip entry (issue 13's tensors module), never by torch;
+# - argparse.Namespace: train.py's args, rebuilt as a plain dict of its attributes, never the
+#   real class (a Namespace has no behaviour a pickle could trigger, but we do not even need it).
+ROSINALITY_GLOBALS: dict[tuple[str, str], Allowed] = {
+    **ALLOWED_GLOBALS,
+    ("torch._utils", "_rebuild_tensor_v2"): TENSOR_GLOBALS[("torch._utils", "_rebuild_tensor_v2")],
+    **{("torch", name): TENSOR_GLOBALS[("torch", name)] for name in STORAGE_TYPES},
+    ("argparse", "Namespace"): Allowed("argparse.Namespace", new=_namespace_new, build=_namespace_build),
 }
 
 
@@ -59,11 +67,10 @@ def is_rosinality(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("g_ema"), dict)
 
 
-def read_rosinality(path: Path, data: Any = None) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
+def read_rosinality(path: Path, stream: BinaryIO, size: int, budget: Budget) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
     """Networks by name (``G``, ``D``, ``G_ema``), provenance, and the layout
     (:data:`TRAIN` or :data:`CONVERTED`) of a rosinality checkpoint."""
-    if data is None:
-        data = read_checkpoint_data(path)
+    data = read_checkpoint_data(path, stream, size, budget)
     if not is_rosinality(data):
         found = f"a dict with keys {sorted(map(str, data))[:8]}" if isinstance(data, dict) else type(data).__name__
         raise ModelLoadError(path, f"a PyTorch checkpoint, but not a rosinality one: found {found}, expected g_ema (and g, d)")
@@ -86,10 +93,9 @@ def read_rosinality(path: Path, data: Any = None) -> tuple[dict[str, nn.Module],
                 init_kwargs, weights = generator_from_rosinality(state)
                 weights["mapping.w_avg"] = _stored_w_avg(latent_avg, key, init_kwargs["w_dim"])
             class_name = "Discriminator" if key == "d" else "Generator"
-            network = build_network("stylegan2", class_name, init_kwargs)
-            networks[name] = load_translated_weights(network, weights, "stylegan2", init_kwargs)
+            networks[name] = build_checked("stylegan2", class_name, init_kwargs, weights, key, derived=DERIVED_BUFFERS)
         except UnsupportedNetwork as error:
-            raise ModelLoadError(path, f"{key}: {error}") from None
+            raise ModelLoadError(path, f"{key}: {describe_error(error, 240)}") from None
 
     # latent_avg belongs to g_ema; every other generator's average is computed.
     computed = [name for key, name in NETWORK_NAMES.items()
@@ -120,18 +126,14 @@ def _stored_w_avg(latent_avg: torch.Tensor | None, key: str, w_dim: int) -> torc
     return latent_avg.reshape([w_dim])
 
 
-def read_checkpoint_data(path: Path) -> Any:
+def read_checkpoint_data(path: Path, stream: BinaryIO, size: int, budget: Budget) -> Any:
     """The plain data of a torch zip checkpoint that may hold a rosinality model."""
     try:
-        return read_torch_zip(path, EXTRA_GLOBALS)
+        return read_torch_zip(stream, size, ROSINALITY_GLOBALS, budget)
     except DisallowedGlobal as error:
-        raise ModelLoadError(
-            path,
+        reason = str(error) if not str(error).startswith("disallowed global") else (
             f"the checkpoint asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
-            f"of data types, so it was not loaded (only state dicts, tensors and settings are accepted)",
-        ) from None
-    except TorchZipError as error:
-        raise ModelLoadError(path, str(error)) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, MemoryError, OverflowError, UnicodeDecodeError, OSError) as error:
-        raise ModelLoadError(path, f"not a readable PyTorch checkpoint (it looks truncated or corrupt: {error})") from None
+            f"of data types, so it was not loaded (only state dicts, tensors and settings are accepted)")
+        raise ModelLoadError(path, reason) from None
+    except UnsafePickle as error:
+        raise ModelLoadError(path, f"not a readable PyTorch checkpoint: {describe_error(error)}") from None

@@ -9,16 +9,17 @@ dtypes only). :mod:`latentstudio.io.tf_networks` maps settings and variables ont
 """
 from __future__ import annotations
 
-import pickle
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from torch import nn
 
-from latentstudio.io.architectures import UnsupportedNetwork, build_network, load_translated_weights
-from latentstudio.io.errors import ModelLoadError
-from latentstudio.io.safe_pickle import DisallowedGlobal, RestrictedUnpickler
+from latentstudio.io.architectures import DERIVED_BUFFERS, UnsupportedNetwork, build_checked
+from latentstudio.io.errors import ModelLoadError, describe_error
+from latentstudio.io.numpy_pickle import NUMPY_GLOBALS
+from latentstudio.io.safe_pickle import ALLOWED_GLOBALS, Allowed, Budget, DisallowedGlobal, Record, UnsafePickle, restricted_load
 from latentstudio.io.tf_networks import discriminator_settings, discriminator_state, generator_settings, generator_state
 
 STYLEGAN2 = "nvlabs-tf-stylegan2"
@@ -41,34 +42,42 @@ STATE_FIELDS = {"version": int, "name": str, "static_kwargs": dict, "components"
 MAX_DEPTH = 3  # G -> mapping / synthesis; nothing nests deeper
 
 
-class TFNetworkRecord:
-    """Stands in for ``dnnlib.tflib.network.Network``: its pickled state, minus the code.
+@dataclass
+class TFNetworkRecord(Record):
+    """What a ``dnnlib.tflib.network.Network`` was, as data: its pickled state, minus the code.
 
-    ``__setstate__`` is where the real class compiles and runs ``build_module_src``; this
-    one keeps every other field as it is (checked later by :func:`network_state`).
+    The real class's ``__setstate__`` compiles and runs ``build_module_src``; here that field
+    is dropped unread and every other one kept as it is (checked by :func:`network_state`).
     """
 
-    def __init__(self) -> None:
-        self.state: dict[str, Any] = {}
-
-    def __setstate__(self, state: Any) -> None:
-        if not isinstance(state, dict):
-            raise pickle.UnpicklingError("a TensorFlow network whose state is not a dict")
-        self.state = {key: value for key, value in state.items() if key != "build_module_src"}
+    state: dict[str, Any] = field(default_factory=dict)
 
 
-# What a TF network pickle may ask for beyond the restricted unpickler's own allow-list
-# (which has numpy's plain arrays): the Network class, as the record above, never the class.
-EXTRA_GLOBALS: dict[tuple[str, str], Any] = {
-    ("dnnlib.tflib.network", "Network"): TFNetworkRecord,
+class _PendingNetwork:
+    """``Network()`` before its BUILD brings the state."""
+
+
+def _network_new(budget: Budget, *args: Any) -> _PendingNetwork:
+    if args:
+        raise UnsafePickle("a TensorFlow network constructed with arguments")
+    return _PendingNetwork()
+
+
+def _network_build(budget: Budget, pending: Any, state: Any) -> TFNetworkRecord:
+    if not isinstance(pending, _PendingNetwork) or type(state) is not dict:
+        raise UnsafePickle("a TensorFlow network whose state is not a dict")
+    return TFNetworkRecord({key: value for key, value in state.items() if key != "build_module_src"})
+
+
+# What a TF network pickle may ask for: the containers every format may use, numpy's plain
+# arrays, dtypes and scalars as re-implemented by issue 13's numpy module (numpy 1.x names,
+# as these files were written, and numpy 2's), and the Network class, which becomes the
+# record above (its state as data): the class itself, whose unpickling runs code, never.
+TF_GLOBALS: dict[tuple[str, str], Allowed] = {
+    **ALLOWED_GLOBALS,
+    **NUMPY_GLOBALS,
+    ("dnnlib.tflib.network", "Network"): Allowed("dnnlib.tflib.network.Network", new=_network_new, build=_network_build),
 }
-
-
-class _TFUnpickler(RestrictedUnpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in EXTRA_GLOBALS:
-            return EXTRA_GLOBALS[(module, name)]
-        return super().find_class(module, name)
 
 
 def network_state(record: Any, what: str) -> dict[str, Any]:
@@ -139,10 +148,10 @@ def _func(record: Any) -> str | None:
     return record.state.get("build_func_name") if isinstance(record, TFNetworkRecord) else None
 
 
-def read_tf_pickle(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
+def read_tf_pickle(path: Path, stream: BinaryIO, size: int, budget: Budget) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
     """Networks by name (``G``, ``D``, and ``Gs`` as ``G_ema``), provenance and the variant
     (:data:`STYLEGAN2` or :data:`STYLEGAN2_ADA`)."""
-    data = _unpickle(path)
+    data = _unpickle(path, stream, size, budget)
     if not (isinstance(data, tuple) and len(data) == 3 and all(isinstance(n, TFNetworkRecord) for n in data)):
         found = f"a {len(data)}-tuple" if isinstance(data, tuple) else type(data).__name__
         raise ModelLoadError(path, f"a TensorFlow-era pickle, but not a (G, D, Gs) network triple: found {found}")
@@ -159,12 +168,12 @@ def read_tf_pickle(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], st
             else:
                 init_kwargs = generator_settings(state["static_kwargs"])
                 weights, unused = generator_state(collect_variables(record, what))
-            network = build_network("stylegan2", "Discriminator" if name == "D" else "Generator", init_kwargs)
-            networks[name] = load_translated_weights(network, weights, "stylegan2", init_kwargs)
+            class_name = "Discriminator" if name == "D" else "Generator"
+            networks[name] = build_checked("stylegan2", class_name, init_kwargs, weights, what, derived=DERIVED_BUFFERS)
             if unused:
                 ignored[what] = unused
     except UnsupportedNetwork as error:
-        raise ModelLoadError(path, str(error)) from None
+        raise ModelLoadError(path, describe_error(error, 240)) from None
     provenance: dict[str, Any] = {"source_format": file_variant,
                                   "tf_networks": {n: s["name"] for n, s in zip(("G", "D", "Gs"), (G, D, Gs))}}
     if ignored:
@@ -172,16 +181,13 @@ def read_tf_pickle(path: Path) -> tuple[dict[str, nn.Module], dict[str, Any], st
     return networks, provenance, file_variant
 
 
-def _unpickle(path: Path) -> Any:
+def _unpickle(path: Path, stream: BinaryIO, size: int, budget: Budget) -> Any:
     try:
-        with open(path, "rb") as stream:
-            return _TFUnpickler(stream).load()
+        return restricted_load(stream, size, TF_GLOBALS, budget=budget)
     except DisallowedGlobal as error:
-        raise ModelLoadError(
-            path,
+        reason = str(error) if not str(error).startswith("disallowed global") else (
             f"the pickle asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
-            f"of data types for TensorFlow network pickles, so it was not loaded",
-        ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            KeyError, RuntimeError, MemoryError, OverflowError, UnicodeDecodeError) as error:
-        raise ModelLoadError(path, f"not a readable network pickle (it looks truncated or corrupt: {error})") from None
+            f"of data types for TensorFlow network pickles, so it was not loaded")
+        raise ModelLoadError(path, reason) from None
+    except UnsafePickle as error:
+        raise ModelLoadError(path, f"not a readable network pickle: {describe_error(error)}") from None
