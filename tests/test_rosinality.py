@@ -256,3 +256,20 @@ def test_convert_then_load_gives_identical_images(tmp_path, name, loaded, capsys
                 assert torch.equal(native[key](z, None, truncation_psi=0.7, noise_mode="const"),
                                    loaded[name][key](z, None, truncation_psi=0.7, noise_mode="const"))
     assert load_model(out, device="cpu").info.provenance["source_format"].startswith("rosinality-")
+
+
+def test_train_init_fine_tunes_from_a_train_checkpoint(tmp_path, loaded):
+    from test_train import make_image_folder
+
+    data = make_image_folder(tmp_path / "images", count=8, broken=False)
+    out = tmp_path / "tuned"
+    assert main(["train", "--data", str(data), "--res", "32", "--outdir", str(out), "--kimg", "0.008", "--batch", "8",
+                 "--init", str(FIXTURES / "ros_train32.pt"), "--device", "cpu", "--workers", "0"]) == 0
+    tuned = load_networks(out / "network-snapshot-000001.safetensors")
+    for name in ("G", "D", "G_ema"):  # every network started from the checkpoint's, then took one step
+        before, after = loaded["ros_train32"][name].state_dict(), tuned[name].state_dict()
+        assert before.keys() == after.keys()
+        weight = "b32.conv0.weight" if name == "D" else "synthesis.b32.conv1.weight"
+        torch.testing.assert_close(after[weight], before[weight], atol=0.05, rtol=0)
+        if name != "G_ema":  # G_ema moves by (1 - beta) of that step only
+            assert not torch.equal(after[weight], before[weight])

@@ -208,7 +208,8 @@ def _self_referencing() -> bytes:
 BAD = {
     # unsupported networks and inconsistent files
     "config_a_to_d": (lambda G, D, Gs: G["components"]["synthesis"].update(build_func_name="G_synthesis_stylegan_revised"),
-                      "config A-D network (progressive growing)"),
+                      "G/synthesis is built by 'G_synthesis_stylegan_revised' (a StyleGAN2 config A-D network, grown progressively)"),
+    "config_a_to_d_D": (lambda G, D, Gs: D.update(build_func_name="D_stylegan"), "config A-D discriminator"),
     "stylegan1": (lambda G, D, Gs: G.update(build_func_name="G_style"), "StyleGAN (version 1)"),
     "unknown_setting": (lambda G, D, Gs: Gs["static_kwargs"].update(fmap_decay=0.5), "does not know: fmap_decay"),
     "old_version": (lambda G, D, Gs: D.update(version=3), "version 3 TensorFlow network"),
@@ -288,4 +289,19 @@ def test_convert_then_load_gives_identical_images(tmp_path, name, sentinel):
             assert torch.equal(native[key](z, c, truncation_psi=0.7, noise_mode="const"),
                                original[key](z, c, truncation_psi=0.7, noise_mode="const"))
     assert load_model(out, device="cpu").info.provenance["source_format"] == load_model(FIXTURES / f"{name}.pkl", device="cpu").info.format
+    assert not sentinel.exists()
+
+
+def test_train_init_fine_tunes_from_a_tf_pickle(tmp_path, sentinel):
+    from test_train import make_image_folder
+
+    data = make_image_folder(tmp_path / "images", count=8, broken=False)
+    out = tmp_path / "tuned"
+    assert main(["train", "--data", str(data), "--res", "32", "--outdir", str(out), "--kimg", "0.008", "--batch", "8",
+                 "--init", str(FIXTURES / "tf_sg2_32.pkl"), "--device", "cpu", "--workers", "0"]) == 0
+    original, tuned = load_networks(FIXTURES / "tf_sg2_32.pkl"), load_networks(out / "network-snapshot-000001.safetensors")
+    for name, weight in (("G", "synthesis.b32.conv1.weight"), ("D", "b32.conv0.weight")):
+        before, after = original[name].state_dict()[weight], tuned[name].state_dict()[weight]
+        torch.testing.assert_close(after, before, atol=0.05, rtol=0)
+        assert not torch.equal(after, before)
     assert not sentinel.exists()

@@ -79,23 +79,7 @@ def read_rosinality(path: Path, stream: BinaryIO, size: int, budget: Budget) -> 
     if latent_avg is not None and not (isinstance(latent_avg, torch.Tensor) and latent_avg.is_floating_point()):
         raise ModelLoadError(path, "latent_avg is not a floating-point tensor")
 
-    networks: dict[str, nn.Module] = {}
-    for key, name in NETWORK_NAMES.items():
-        if key not in data:
-            continue
-        state = data[key]
-        if not isinstance(state, dict):
-            raise ModelLoadError(path, f"{key} is not a state dict")
-        try:
-            if key == "d":
-                init_kwargs, weights = discriminator_from_rosinality(state)
-            else:
-                init_kwargs, weights = generator_from_rosinality(state)
-                weights["mapping.w_avg"] = _stored_w_avg(latent_avg, key, init_kwargs["w_dim"])
-            class_name = "Discriminator" if key == "d" else "Generator"
-            networks[name] = build_checked("stylegan2", class_name, init_kwargs, weights, key, derived=DERIVED_BUFFERS)
-        except UnsupportedNetwork as error:
-            raise ModelLoadError(path, f"{key}: {describe_error(error, 240)}") from None
+    networks = {name: _rebuild(path, key, data[key], latent_avg) for key, name in NETWORK_NAMES.items() if key in data}
 
     # latent_avg belongs to g_ema; every other generator's average is computed.
     computed = [name for key, name in NETWORK_NAMES.items()
@@ -114,6 +98,22 @@ def read_rosinality(path: Path, stream: BinaryIO, size: int, budget: Budget) -> 
     if isinstance(data.get("ada_aug_p"), (int, float)):
         provenance["ada_aug_p"] = float(data["ada_aug_p"])
     return networks, provenance, layout
+
+
+def _rebuild(path: Path, key: str, state: Any, latent_avg: torch.Tensor | None) -> nn.Module:
+    """``g``, ``g_ema`` or ``d`` as our network (a generator's ``w_avg`` is ``latent_avg`` for
+    ``g_ema`` when the file has one, else a placeholder until it is computed)."""
+    if not isinstance(state, dict):
+        raise ModelLoadError(path, f"{key} is not a state dict")
+    try:
+        if key == "d":
+            init_kwargs, weights = discriminator_from_rosinality(state)
+            return build_checked("stylegan2", "Discriminator", init_kwargs, weights, key, derived=DERIVED_BUFFERS)
+        init_kwargs, weights = generator_from_rosinality(state)
+        weights["mapping.w_avg"] = _stored_w_avg(latent_avg, key, init_kwargs["w_dim"])
+        return build_checked("stylegan2", "Generator", init_kwargs, weights, key, derived=DERIVED_BUFFERS)
+    except UnsupportedNetwork as error:
+        raise ModelLoadError(path, f"{key}: {describe_error(error, 240)}") from None
 
 
 def _stored_w_avg(latent_avg: torch.Tensor | None, key: str, w_dim: int) -> torch.Tensor:

@@ -32,8 +32,8 @@ SYNTHESIS_FUNCS = {"G_synthesis_stylegan2": STYLEGAN2, "G_synthesis": STYLEGAN2_
 DISCRIMINATOR_FUNCS = {"D_stylegan2": STYLEGAN2, "D_main": STYLEGAN2_ADA}
 # ... and what the others are, to say so when refusing them.
 KNOWN_OTHERS = {
-    "G_synthesis_stylegan_revised": "a StyleGAN2 config A-D network (progressive growing)",
-    "D_stylegan": "a StyleGAN2 config A-D discriminator (progressive growing)",
+    "G_synthesis_stylegan_revised": "a StyleGAN2 config A-D network, grown progressively",
+    "D_stylegan": "a StyleGAN2 config A-D discriminator, grown progressively",
     "G_style": "a StyleGAN (version 1) or StyleGAN2 config A network",
     "D_basic": "a StyleGAN (version 1) or StyleGAN2 config A discriminator",
 }
@@ -120,28 +120,31 @@ def collect_variables(record: Any, what: str, depth: int = 0) -> dict[str, np.nd
     return variables
 
 
-def variant(G: dict[str, Any], D: dict[str, Any]) -> str:
-    """:data:`STYLEGAN2` or :data:`STYLEGAN2_ADA`, from the build functions and settings; refuses
-    every other network by name (configs A-D, StyleGAN 1, ...)."""
-    components = G["components"]
-    funcs = {
-        "generator": (G["build_func_name"], GENERATOR_FUNCS),
-        "mapping network": (_func(components.get("mapping")), MAPPING_FUNCS),
-        "synthesis network": (_func(components.get("synthesis")), set(SYNTHESIS_FUNCS)),
-        "discriminator": (D["build_func_name"], set(DISCRIMINATOR_FUNCS)),
-    }
-    for what, (func, supported) in funcs.items():
+def build_functions(G: dict[str, Any], D: dict[str, Any], Gs: dict[str, Any]) -> dict[str, str]:
+    """The TF build function of every network, checked: StyleGAN2 configs E/F and
+    StyleGAN2-ADA are read, every other network is refused by name (configs A-D, StyleGAN 1)."""
+    found = {"D": (D["build_func_name"], set(DISCRIMINATOR_FUNCS))}
+    for name, generator in (("G", G), ("Gs", Gs)):
+        components = generator["components"]
+        found[name] = (generator["build_func_name"], GENERATOR_FUNCS)
+        found[f"{name}/mapping"] = (_func(components.get("mapping")), MAPPING_FUNCS)
+        found[f"{name}/synthesis"] = (_func(components.get("synthesis")), set(SYNTHESIS_FUNCS))
+    for what, (func, supported) in found.items():
         if func is None:
-            raise UnsupportedNetwork(f"the generator has no {what}")
+            raise UnsupportedNetwork(f"{what} is missing: not a StyleGAN2 generator")
         if func not in supported:
             described = f" ({KNOWN_OTHERS[func]})" if func in KNOWN_OTHERS else ""
-            raise UnsupportedNetwork(
-                f"the {what} is built by {func!r}{described}; supported are StyleGAN2 configs E/F and StyleGAN2-ADA networks"
-            )
+            raise UnsupportedNetwork(f"{what} is built by {func!r:.60}{described}; "
+                                     f"supported are StyleGAN2 configs E/F and StyleGAN2-ADA networks")
+    return {what: func for what, (func, _) in found.items()}
+
+
+def variant(G: dict[str, Any], D: dict[str, Any], functions: dict[str, str]) -> str:
+    """:data:`STYLEGAN2_ADA` when the build functions, the settings (fp16, clamping) or the
+    pickle version (5) are StyleGAN2-ADA's, else :data:`STYLEGAN2`."""
+    ada_functions = SYNTHESIS_FUNCS[functions["G/synthesis"]] == STYLEGAN2_ADA or DISCRIMINATOR_FUNCS[functions["D"]] == STYLEGAN2_ADA
     ada_settings = {"num_fp16_res", "conv_clamp"} & (set(G["static_kwargs"]) | set(D["static_kwargs"]))
-    synthesis = SYNTHESIS_FUNCS[funcs["synthesis network"][0]]
-    ada = synthesis == STYLEGAN2_ADA or DISCRIMINATOR_FUNCS[D["build_func_name"]] == STYLEGAN2_ADA
-    return STYLEGAN2_ADA if ada or ada_settings or G["version"] >= 5 else STYLEGAN2
+    return STYLEGAN2_ADA if ada_functions or ada_settings or G["version"] >= 5 else STYLEGAN2
 
 
 def _func(record: Any) -> str | None:
@@ -159,7 +162,8 @@ def read_tf_pickle(path: Path, stream: BinaryIO, size: int, budget: Budget) -> t
     ignored: dict[str, list[str]] = {}
     try:
         G, D, Gs = (network_state(n, name) for n, name in zip(data, ("G", "D", "Gs")))
-        file_variant = variant(G, D)
+        functions = build_functions(G, D, Gs)
+        file_variant = variant(G, D, functions)
         for name, record, state in (("G", data[0], G), ("D", data[1], D), ("G_ema", data[2], Gs)):
             what = "Gs" if name == "G_ema" else name
             if name == "D":
@@ -174,8 +178,7 @@ def read_tf_pickle(path: Path, stream: BinaryIO, size: int, budget: Budget) -> t
                 ignored[what] = unused
     except UnsupportedNetwork as error:
         raise ModelLoadError(path, describe_error(error, 240)) from None
-    provenance: dict[str, Any] = {"source_format": file_variant,
-                                  "tf_networks": {n: s["name"] for n, s in zip(("G", "D", "Gs"), (G, D, Gs))}}
+    provenance: dict[str, Any] = {"source_format": file_variant, "tf_build_functions": functions}
     if ignored:
         provenance["ignored_tf_variables"] = ignored
     return networks, provenance, file_variant
