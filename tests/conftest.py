@@ -17,6 +17,14 @@ def _load_reference(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
+def sentinel(tmp_path, monkeypatch) -> Path:
+    """Where the fixtures' sentinel program would write if anything ran it (it must not)."""
+    path = tmp_path / "sentinel"
+    monkeypatch.setenv("LATENTSTUDIO_SENTINEL", str(path))
+    return path
+
+
+@pytest.fixture
 def one_thread():
     """One intra-op thread: on a shared 2-core machine more threads only spin against each other."""
     before = torch.get_num_threads()

@@ -25,13 +25,6 @@ def reference(name: str) -> dict:
     return torch.load(FIXTURES / f"{name}.pt", weights_only=True)
 
 
-@pytest.fixture
-def sentinel(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "sentinel"
-    monkeypatch.setenv("LATENTSTUDIO_SENTINEL", str(path))
-    return path
-
-
 @pytest.mark.parametrize("name", SG2)
 def test_pickle_outputs_equal_reference(name, sentinel):
     ref = reference(name)

@@ -25,13 +25,6 @@ NAMES = ["tf_sg2_32", "tf_sg2ada_cond32"]
 ATOL = 1e-4
 
 
-@pytest.fixture
-def sentinel(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "sentinel"
-    monkeypatch.setenv("LATENTSTUDIO_SENTINEL", str(path))
-    return path
-
-
 def reference(name: str) -> dict:
     return torch.load(FIXTURES / f"{name}.pt", weights_only=True)
 
@@ -119,21 +112,10 @@ SIZES = [
 ]
 
 
-def _randomise(network: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Random values everywhere (biases, noise strengths, w_avg too) so every weight matters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, value in network.state_dict().items():
-            if "resample_filter" not in name:
-                scale = 0.2 if name.endswith(("bias", "noise_strength", "w_avg")) else 1.0
-                value.copy_(torch.randn(value.shape, generator=g) * scale + (1 if name.endswith("affine.bias") else 0))
-    return network.eval()
-
-
 @pytest.mark.parametrize("G_static, G_kwargs, D_static, D_kwargs", SIZES)
 def test_other_sizes_load_and_match(tmp_path, sentinel, G_static, G_kwargs, D_static, D_kwargs):
-    G = _randomise(Generator(img_channels=3, **G_kwargs), seed=0)
-    D = _randomise(Discriminator(img_channels=3, **D_kwargs), seed=1)
+    G = tf.randomised(Generator(img_channels=3, **G_kwargs), seed=0)
+    D = tf.randomised(Discriminator(img_channels=3, **D_kwargs), seed=1)
     shared = ("resolution", "label_size", "fmap_base", "fmap_max", "num_fp16_res", "conv_clamp")
     D_static = {**{k: v for k, v in G_static.items() if k in shared}, **D_static}
     path = tmp_path / "other.pkl"

@@ -18,6 +18,7 @@ import types
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 from torch import nn
 
 SENTINEL_SOURCE = (
@@ -42,16 +43,23 @@ def _layer_variables(prefix: str, layer: str, state: dict[str, np.ndarray], flip
     }
 
 
+def _dense(state: dict[str, np.ndarray], layer: str, tf_name: str) -> dict[str, np.ndarray]:
+    """A dense layer: weight ``[out, in]`` -> ``[in, out]``, bias as it is."""
+    return {f"{tf_name}/weight": np.ascontiguousarray(state[f"{layer}.weight"].T), f"{tf_name}/bias": state[f"{layer}.bias"]}
+
+
+def _label_mapping(state: dict[str, np.ndarray], num_layers: int, dense_name: str) -> dict[str, np.ndarray]:
+    """``LabelEmbed`` (when conditional) and the mapping's dense layers ``{dense_name}{i}``."""
+    variables = _dense(state, "mapping.embed", "LabelEmbed") if "mapping.embed.weight" in state else {}
+    for i in range(num_layers):
+        variables.update(_dense(state, f"mapping.fc{i}", f"{dense_name}{i}"))
+    return variables
+
+
 def generator_variables(G: nn.Module) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(G_main's own, G_mapping's, G_synthesis') variables of a StyleGAN2 generator."""
     state = {k: v.detach().numpy() for k, v in G.state_dict().items()}
-    mapping = {}
-    if "mapping.embed.weight" in state:
-        mapping["LabelEmbed/weight"] = np.ascontiguousarray(state["mapping.embed.weight"].T)
-        mapping["LabelEmbed/bias"] = state["mapping.embed.bias"]
-    for i in range(G.mapping.num_layers):
-        mapping[f"Dense{i}/weight"] = np.ascontiguousarray(state[f"mapping.fc{i}.weight"].T)
-        mapping[f"Dense{i}/bias"] = state[f"mapping.fc{i}.bias"]
+    mapping = _label_mapping(state, G.mapping.num_layers, "Dense")
     synthesis = {"4x4/Const/const": state["synthesis.b4.const"][None]}
     for res in G.synthesis.block_resolutions:
         b = f"synthesis.b{res}"
@@ -79,16 +87,11 @@ def discriminator_variables(D: nn.Module) -> dict[str, np.ndarray]:
                 if key in state:
                     variables[f"{res}x{res}/{tf_name}/{leaf}"] = _conv(state[key]) if leaf == "weight" else state[key]
     if "mapping.embed.weight" in state:
-        variables["LabelEmbed/weight"] = np.ascontiguousarray(state["mapping.embed.weight"].T)
-        variables["LabelEmbed/bias"] = state["mapping.embed.bias"]
-        for i in range(D.mapping.num_layers):
-            variables[f"Mapping{i}/weight"] = np.ascontiguousarray(state[f"mapping.fc{i}.weight"].T)
-            variables[f"Mapping{i}/bias"] = state[f"mapping.fc{i}.bias"]
+        variables.update(_label_mapping(state, D.mapping.num_layers, "Mapping"))
     variables["4x4/Conv/weight"] = _conv(state["b4.conv.weight"])
     variables["4x4/Conv/bias"] = state["b4.conv.bias"]
-    for layer, tf_name in (("fc", "4x4/Dense0"), ("out", "Output")):
-        variables[f"{tf_name}/weight"] = np.ascontiguousarray(state[f"b4.{layer}.weight"].T)
-        variables[f"{tf_name}/bias"] = state[f"b4.{layer}.bias"]
+    variables.update(_dense(state, "b4.fc", "4x4/Dense0"))
+    variables.update(_dense(state, "b4.out", "Output"))
     return variables
 
 
@@ -144,6 +147,18 @@ def _as_tflib_network() -> Iterator[None]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous
+
+
+def randomised(network: nn.Module, seed: int) -> nn.Module:
+    """``network`` with random values everywhere (biases, noise strengths and ``w_avg`` too,
+    modulation biases around their initial 1), so that every weight matters; eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, value in network.state_dict().items():
+            if "resample_filter" not in name:
+                scale = 0.2 if name.endswith(("bias", "noise_strength", "w_avg")) else 1.0
+                value.copy_(torch.randn(value.shape, generator=g) * scale + (1 if name.endswith("affine.bias") else 0))
+    return network.eval()
 
 
 def dumps(networks: Any, protocol: int = 3) -> bytes:

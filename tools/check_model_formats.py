@@ -42,16 +42,6 @@ TOLERANCE = 1e-4
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 
 
-def randomise(network: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, value in network.state_dict().items():
-            if "resample_filter" not in name:
-                scale = 0.2 if name.endswith(("bias", "noise_strength", "w_avg")) else 1.0
-                value.copy_(torch.randn(value.shape, generator=g) * scale + (1 if name.endswith("affine.bias") else 0))
-    return network.eval()
-
-
 def report(name: str, got: torch.Tensor, expected: torch.Tensor) -> bool:
     """Print max |diff|; within 1e-4 of the values' scale (1 for values that stay below 1)."""
     scale = float(expected.abs().max())
@@ -111,7 +101,7 @@ def check_rosinality(res: int, batch: int, folder: Path) -> bool:
     ok = True
     with torch.no_grad():
         ok &= report("g_ema image", nets["G_ema"](z, None, noise_mode="const"), ros.generate(g_state, z))
-        images = torch.randn([4, 3, res, res], generator=torch.Generator().manual_seed(4))
+        images = torch.randn([batch, 3, res, res], generator=torch.Generator().manual_seed(4))
         ok &= report("d logits", nets["D"](images, None), ros.discriminate(d_state, images))
         draws = torch.randn([100_000, 512], generator=torch.Generator().manual_seed(0))
         expected = ros.map_z(g_state, draws).double().mean(dim=0).float()
@@ -133,8 +123,8 @@ def check_tensorflow(res: int, batch: int, folder: Path) -> bool:
     }
     for label, (static, g_kwargs, d_kwargs) in configs.items():
         print(f"TensorFlow pickle, {label}: {res}x{res}, 512-dim latents, 8 mapping layers")
-        G = randomise(Generator(img_resolution=res, img_channels=3, mapping_kwargs=dict(num_layers=8), **g_kwargs), 0)
-        D = randomise(Discriminator(img_resolution=res, img_channels=3, epilogue_kwargs=dict(mbstd_group_size=4), **d_kwargs), 1)
+        G = tf.randomised(Generator(img_resolution=res, img_channels=3, mapping_kwargs=dict(num_layers=8), **g_kwargs), 0)
+        D = tf.randomised(Discriminator(img_resolution=res, img_channels=3, epilogue_kwargs=dict(mbstd_group_size=4), **d_kwargs), 1)
         d_static = {**{k: v for k, v in static.items() if k != "mapping_layers"}, "mbstd_group_size": 4}
         path = folder / "tf.pkl"
         path.write_bytes(tf.dumps(tf.tf_networks(G, D, {"latent_size": 512, "dlatent_size": 512, **static}, d_static)))
@@ -146,8 +136,8 @@ def check_tensorflow(res: int, batch: int, folder: Path) -> bool:
         with torch.no_grad():
             ok &= report("Gs image (psi 0.7)", nets["G_ema"](z, c, truncation_psi=0.7, noise_mode="const"),
                          G(z, c, truncation_psi=0.7, noise_mode="const"))
-            images = torch.randn([4, 3, res, res], generator=torch.Generator().manual_seed(4))
-            labels = torch.eye(G.c_dim)[[0, 1, 2, 3]] if G.c_dim else None
+            images = torch.randn([batch, 3, res, res], generator=torch.Generator().manual_seed(4))
+            labels = torch.eye(G.c_dim)[:batch] if G.c_dim else None
             ok &= report("D logits", nets["D"](images, labels), D(images, labels))
     return ok
 

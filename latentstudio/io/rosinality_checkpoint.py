@@ -131,9 +131,6 @@ def read_checkpoint_data(path: Path, stream: BinaryIO, size: int, budget: Budget
     try:
         return read_torch_zip(stream, size, ROSINALITY_GLOBALS, budget)
     except DisallowedGlobal as error:
-        reason = str(error) if not str(error).startswith("disallowed global") else (
-            f"the checkpoint asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
-            f"of data types, so it was not loaded (only state dicts, tensors and settings are accepted)")
-        raise ModelLoadError(path, reason) from None
+        raise ModelLoadError(path, error.explain("the checkpoint")) from None
     except UnsafePickle as error:
         raise ModelLoadError(path, f"not a readable PyTorch checkpoint: {describe_error(error)}") from None

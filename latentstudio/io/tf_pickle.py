@@ -127,11 +127,9 @@ def build_functions(G: dict[str, Any], D: dict[str, Any], Gs: dict[str, Any]) ->
     for name, generator in (("G", G), ("Gs", Gs)):
         components = generator["components"]
         found[name] = (generator["build_func_name"], GENERATOR_FUNCS)
-        found[f"{name}/mapping"] = (_func(components.get("mapping")), MAPPING_FUNCS)
-        found[f"{name}/synthesis"] = (_func(components.get("synthesis")), set(SYNTHESIS_FUNCS))
+        found[f"{name}/mapping"] = (_component_func(components, "mapping", name), MAPPING_FUNCS)
+        found[f"{name}/synthesis"] = (_component_func(components, "synthesis", name), set(SYNTHESIS_FUNCS))
     for what, (func, supported) in found.items():
-        if func is None:
-            raise UnsupportedNetwork(f"{what} is missing: not a StyleGAN2 generator")
         if func not in supported:
             described = f" ({KNOWN_OTHERS[func]})" if func in KNOWN_OTHERS else ""
             raise UnsupportedNetwork(f"{what} is built by {func!r:.60}{described}; "
@@ -147,8 +145,11 @@ def variant(G: dict[str, Any], D: dict[str, Any], functions: dict[str, str]) -> 
     return STYLEGAN2_ADA if ada_functions or ada_settings or G["version"] >= 5 else STYLEGAN2
 
 
-def _func(record: Any) -> str | None:
-    return record.state.get("build_func_name") if isinstance(record, TFNetworkRecord) else None
+def _component_func(components: dict[str, Any], component: str, owner: str) -> str:
+    what = f"{owner}/{component}"
+    if component not in components:
+        raise UnsupportedNetwork(f"{what} is missing: not a StyleGAN2 generator")
+    return network_state(components[component], what)["build_func_name"]
 
 
 def read_tf_pickle(path: Path, stream: BinaryIO, size: int, budget: Budget) -> tuple[dict[str, nn.Module], dict[str, Any], str]:
@@ -188,9 +189,6 @@ def _unpickle(path: Path, stream: BinaryIO, size: int, budget: Budget) -> Any:
     try:
         return restricted_load(stream, size, TF_GLOBALS, budget=budget)
     except DisallowedGlobal as error:
-        reason = str(error) if not str(error).startswith("disallowed global") else (
-            f"the pickle asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
-            f"of data types for TensorFlow network pickles, so it was not loaded")
-        raise ModelLoadError(path, reason) from None
+        raise ModelLoadError(path, error.explain("the TensorFlow network pickle")) from None
     except UnsafePickle as error:
         raise ModelLoadError(path, f"not a readable network pickle: {describe_error(error)}") from None
