@@ -16,6 +16,23 @@ def _load_reference(name: str) -> dict[str, Any]:
     return torch.load(FIXTURES_DIR / f"{name}.pt", weights_only=True)
 
 
+@pytest.fixture
+def sentinel(tmp_path, monkeypatch) -> Path:
+    """Where the fixtures' sentinel program would write if anything ran it (it must not)."""
+    path = tmp_path / "sentinel"
+    monkeypatch.setenv("LATENTSTUDIO_SENTINEL", str(path))
+    return path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine more threads only spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """``tests/fixtures``: NVlabs reference networks (``.pt`` / ``.pkl``), see their README."""

@@ -33,13 +33,7 @@ RES = 16
 LOSS_KEYS = ("G_loss", "D_loss", "D_real_acc", "D_fake_acc", "R1", "PL", "augment_p")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine more threads only spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_image_folder(root: Path, count: int = 24, broken: bool = True) -> Path:

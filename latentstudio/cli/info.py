@@ -7,7 +7,7 @@ import json
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("info", help="describe a model file (format, resolution, layers, provenance)")
-    parser.add_argument("model", help="model file (NVlabs .pkl or latentstudio .safetensors)")
+    parser.add_argument("model", help="model file (NVlabs .pkl, PyTorch or TensorFlow; rosinality .pt; latentstudio .safetensors)")
     parser.add_argument("--json", action="store_true", help="print the description as JSON")
     return parser
 
@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     classes = f"{info.c_dim}" + (f" ({', '.join(info.class_names)})" if info.class_names else "") if info.c_dim else "unconditional"
     rows = [
         ("file", info.path),
-        ("format", info.format),
+        ("format", info.format_name),
         ("kind", f"{info.kind} ({info.config})"),
         ("networks", ", ".join(info.networks)),
         ("resolution", f"{info.resolution}x{info.resolution}, {info.img_channels} channel(s)"),
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         ("parameters", f"{info.num_params:,} (generator)"),
         ("fingerprint", info.fingerprint),
     ]
-    rows += [(f"provenance.{key}", str(value)) for key, value in info.provenance.items()]
+    rows += [(f"provenance.{key}", _flat(value)) for key, value in info.provenance.items()]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
@@ -39,3 +39,12 @@ def run(args: argparse.Namespace) -> int:
     for index, name in enumerate(info.layer_names):
         print(f"  {index:>3}: {name}")
     return 0
+
+
+def _flat(value: object) -> str:
+    """A provenance value on one line (``key=value, ...`` for a dict)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_flat(item)}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_flat, value))
+    return str(value)

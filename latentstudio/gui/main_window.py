@@ -42,6 +42,7 @@ from latentstudio.gui.render_worker import RenderController
 from latentstudio.gui.styles_panel import StylesPanel
 from latentstudio.gui.timeline_panel import TimelinePanel
 from latentstudio.gui.training_tab import TrainingTab
+from latentstudio.io.rosinality_checkpoint import W_AVG_COMPUTED
 
 ORGANIZATION = "latentstudio"
 APPLICATION = "latentstudio"
@@ -350,7 +351,8 @@ class MainWindow(QMainWindow):
 
     # -- opening -------------------------------------------------------------------------
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model, recipe or image", "", "Models, recipes, images, latents and videos (*.pkl *.safetensors *.pt *.json *.png *.npz *.mp4 *.gif *.webp *.lsession);;All files (*)")
+        patterns = " ".join(f"*{suffix}" for suffix in (*MODEL_SUFFIXES, ".json", ".png", ".npz", ".mp4", ".gif", ".webp", ".lsession"))
+        path, _ = QFileDialog.getOpenFileName(self, "Open model, recipe or image", "", f"Models, recipes, images, latents and videos ({patterns});;All files (*)")
         if path:
             self.open_path(path)
 
@@ -422,8 +424,10 @@ class MainWindow(QMainWindow):
 
     def _on_loaded(self, path: str, G, recipe: EditRecipe | None) -> None:
         self._loading = None
-        self.statusBar().clearMessage()
         self._remember(str(Path(path).resolve()))
+        computed = G.info.format.startswith("rosinality") and G.info.provenance["w_avg"]["G_ema"] == W_AVG_COMPUTED
+        note = " · its average latent was computed: the file stores none (latentstudio convert keeps it)" if computed else ""
+        self.statusBar().showMessage(f"Opened {Path(path).name}: {G.info.format_name}{note}", 10_000)
         if recipe is not None and G.c_dim and recipe.class_index is None:
             recipe = recipe.replace(class_index=0)
         self.document.set_model(G, str(path), recipe)
@@ -500,7 +504,7 @@ class MainWindow(QMainWindow):
         device = next(G.parameters()).device
         self.setWindowTitle(f"{info.name} — latentstudio")
         self.model_label.setText(f"{info.name}")
-        self.model_label.setToolTip(info.path)
+        self.model_label.setToolTip(f"{info.path}\n{info.format_name}")
         conditional = f", {info.c_dim} classes" if info.c_dim else ""
         self.device_label.setText(f"{info.kind} {info.config} · {info.resolution}×{info.resolution}{conditional} · {device.type.upper()}")
         self.time_label.setText("rendering…")

@@ -30,6 +30,8 @@ KINDS = {
 ROLES = {"Generator", "Discriminator"}
 IMPLIED_SLACK = 2  # settings may imply at most this many times the elements present (plus a little)
 IMPLIED_ALLOWANCE = 1 << 16
+# Buffers our layers compute from their settings (the FIR filters of up/down-sampling).
+DERIVED_BUFFERS = ("resample_filter",)
 
 
 class UnsupportedNetwork(Exception):
@@ -63,12 +65,15 @@ def check_stored_attributes(kind: str, class_name: str, init_kwargs: Mapping[str
 
 
 def build_checked(kind: str, class_name: str, init_kwargs: dict[str, Any], state: Mapping[str, torch.Tensor],
-                  owner: str, stored: Mapping[str, Any] | None = None) -> nn.Module:
+                  owner: str, stored: Mapping[str, Any] | None = None, derived: tuple[str, ...] = ()) -> nn.Module:
     """The network ``init_kwargs`` describe, holding ``state``, or :class:`UnsupportedNetwork`.
 
     ``owner`` names the network in messages (``G_ema``); ``stored`` are attributes the file
-    keeps besides the settings, checked for agreement. Order matters: nothing is allocated
-    until the weights, the settings and the memory they imply have all been checked.
+    keeps besides the settings, checked for agreement. ``derived`` names buffers that the
+    network computes from its settings and that files from other code bases store otherwise
+    or not at all (:data:`DERIVED_BUFFERS`): those the state lacks come from the network
+    itself. Order matters: nothing is allocated until the weights, the settings and the memory
+    they imply have all been checked.
     """
     cls = network_class(kind, class_name)
     try:
@@ -89,6 +94,9 @@ def build_checked(kind: str, class_name: str, init_kwargs: dict[str, Any], state
         network = cls(**kwargs)
     except (TypeError, ValueError, AssertionError, KeyError, IndexError, RuntimeError, ZeroDivisionError) as error:
         raise UnsupportedNetwork(f"cannot build {kind} {class_name} from its stored settings ({type(error).__name__})") from None
+    if derived:
+        own = {key: value for key, value in network.state_dict().items() if key.rsplit(".", 1)[-1] in derived}
+        state = {**own, **state}
     return load_weights(network, state, kind, init_kwargs)
 
 

@@ -4,6 +4,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# ``ModelInfo.format`` -> what to call it in front of a person.
+FORMAT_NAMES = {
+    "nvlabs-pickle": "NVlabs network pickle (PyTorch)",
+    "nvlabs-tf-stylegan2": "NVlabs TensorFlow pickle (StyleGAN2)",
+    "nvlabs-tf-stylegan2-ada": "NVlabs TensorFlow pickle (StyleGAN2-ADA)",
+    "rosinality-train": "rosinality checkpoint (train.py)",
+    "rosinality-converted": "rosinality checkpoint (convert_weight.py)",
+    "native": "latentstudio .safetensors",
+}
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -16,7 +26,7 @@ class ModelInfo:
     """
 
     path: str
-    format: str  # "nvlabs-pickle" | "native"
+    format: str  # a key of FORMAT_NAMES
     kind: str  # "stylegan2" | "stylegan3"
     config: str  # StyleGAN2: synthesis architecture ("skip", ...); StyleGAN3: "T" or "R"
     resolution: int
@@ -39,5 +49,10 @@ class ModelInfo:
 
         return Path(self.path).stem
 
+    @property
+    def format_name(self) -> str:
+        """The file format in words (``rosinality checkpoint (train.py)``)."""
+        return FORMAT_NAMES.get(self.format, self.format)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "format_name": self.format_name}

@@ -16,15 +16,17 @@ from latentstudio.io.errors import ModelLoadError, describe_error
 from latentstudio.io.info import ModelInfo
 from latentstudio.io.native import read_native
 from latentstudio.io.nvlabs_pickle import read_nvlabs_pickle
+from latentstudio.io.rosinality_checkpoint import read_rosinality
 from latentstudio.io.safe_pickle import Budget
 from latentstudio.io.settings import flat_generator_settings
-from latentstudio.io.sniff import PICKLE, SAFETENSORS, TORCH_ZIP, sniff_format
+from latentstudio.io.sniff import PICKLE, SAFETENSORS, TF_PICKLE, TORCH_LEGACY, TORCH_ZIP, sniff_format
+from latentstudio.io.tf_pickle import read_tf_pickle
 from latentstudio.nets.layout import ws_layout
 from latentstudio.untrusted import open_regular_file
 
 SUPPORTED = (
-    "NVlabs network pickles (stylegan3 and stylegan2-ada-pytorch code bases, StyleGAN2 and StyleGAN3 "
-    "generators) and latentstudio .safetensors files"
+    "NVlabs network pickles (PyTorch, and TensorFlow StyleGAN2 / StyleGAN2-ADA), rosinality "
+    "stylegan2-pytorch checkpoints and latentstudio .safetensors files"
 )
 
 
@@ -108,12 +110,13 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, nn.Module], dict
         elif kind == SAFETENSORS:
             networks, provenance = read_native(Path(path), stream, size, budget)
             file_format = "native"
+        elif kind == TF_PICKLE:
+            networks, provenance, file_format = read_tf_pickle(Path(path), stream, size, budget)
         elif kind == TORCH_ZIP:
-            raise ModelLoadError(
-                path,
-                f"{description}, such as a rosinality or other PyTorch checkpoint; those are not supported "
-                f"yet. Supported: {SUPPORTED}",
-            )
+            networks, provenance, file_format = read_rosinality(Path(path), stream, size, budget)
+        elif kind == TORCH_LEGACY:
+            raise ModelLoadError(path, f"{description}, which latentstudio does not read; load it in PyTorch and "
+                                       f"torch.save it again (a current PyTorch writes the zip format)")
         else:
             raise ModelLoadError(path, f"{description}, not a model. Supported: {SUPPORTED}")
         if not networks:

@@ -84,7 +84,8 @@ def read_nvlabs_pickle(path: Path, stream: BinaryIO, size: int, budget: Budget) 
     try:
         data = restricted_load(stream, size, NVLABS_GLOBALS, budget=budget)
     except DisallowedGlobal as error:
-        hint = " This is a TensorFlow-era StyleGAN pickle, which is not supported yet." if error.module.startswith("dnnlib.tflib") else ""
+        hint = (" It looks like a TensorFlow-era pickle, but not one whose first object is a network."
+                if error.module.startswith("dnnlib.tflib") else "")
         reason = str(error) if not str(error).startswith("disallowed global") else (
             f"the pickle asks for {error.module}.{error.name}, which is not on latentstudio's allow-list "
             f"of data types, so it was not loaded (pickles can run code; only NVlabs network "

@@ -83,8 +83,14 @@ class DisallowedGlobal(UnsafePickle):
     """The pickle asked for a global that is not on the allow-list."""
 
     def __init__(self, module: str, name: str, reason: str | None = None):
-        self.module, self.name = module, name
+        self.module, self.name, self.reason = module, name, reason
         super().__init__(reason or f"disallowed global {module}.{name}")
+
+    def explain(self, what: str) -> str:
+        """The message for a person: the known reason, or that ``what`` (``the pickle``, ``the
+        checkpoint``) asks for a global that is not on the allow-list."""
+        return self.reason or (f"{what} asks for {self.module}.{self.name}, which is not on latentstudio's "
+                               f"allow-list of data types, so it was not loaded")
 
 
 @dataclass

@@ -11,10 +11,18 @@ from typing import BinaryIO
 from latentstudio import bounded_json
 
 PICKLE = "pickle"
+TF_PICKLE = "tf-pickle"
 SAFETENSORS = "safetensors"
 TORCH_ZIP = "torch-zip"
+TORCH_LEGACY = "torch-legacy"
 HEAD = 64
 JSON_PREFIX = 1 << 20
+
+# A TF network pickle's first object is a dnnlib.tflib.network.Network (G of (G, D, Gs)),
+# so its first global, named within the first bytes, is that class.
+_TF_NETWORK_CLASS = b"dnnlib.tflib.network"
+# torch.save before PyTorch 1.6 starts with a pickled magic number (LONG1 of 10 bytes).
+_TORCH_LEGACY_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 
 _IMAGE_MAGIC = {
     b"\x89PNG\r\n\x1a\n": "a PNG image",
@@ -32,6 +40,10 @@ def sniff_format(stream: BinaryIO, size: int) -> tuple[str | None, str]:
     if not head:
         return None, "an empty file (0 bytes)"
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+        if _TF_NETWORK_CLASS in head:
+            return TF_PICKLE, f"a TensorFlow-era network pickle (protocol {head[1]})"
+        if head[2:].startswith(_TORCH_LEGACY_MAGIC):
+            return TORCH_LEGACY, "a PyTorch file in the format torch.save wrote before PyTorch 1.6"
         return PICKLE, f"a Python pickle (protocol {head[1]})"
     if head[:4] == b"PK\x03\x04":
         return TORCH_ZIP, "a zip archive (as written by torch.save)"
