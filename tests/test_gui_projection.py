@@ -83,8 +83,11 @@ def test_dropped_photo_projects_off_the_gui_thread_and_is_one_undoable_step(qtbo
     shown = wait_for_current_frame(qtbot, window)
     assert np.array_equal(shown, projection.image)  # the editor shows what the panel reported
 
+    latent_panel = window.latent_panel
+    assert latent_panel.stored_latent.isVisibleTo(latent_panel)  # not shown as "seed 3"
     stack.undo()
     assert window.document.recipe.seed == 3 and window.document.recipe.latent is None
+    assert not latent_panel.stored_latent.isVisibleTo(latent_panel)
     stack.redo()
     projected = window.document.recipe
     assert projected.latent == projection.recipe().latent

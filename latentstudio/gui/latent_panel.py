@@ -85,9 +85,16 @@ class LatentPanel(QWidget):
         self.rotate.valueChanged.connect(lambda v: self._edit("Rotate", "rotate", rotate=v))
         self.rotate.sliderReleased.connect(document.end_merge)
 
+        # A projected photo, a drag result or a latent file is not a seed: say so, or the Seed
+        # box would claim the image is seed 0.
+        self.stored_latent = caption("Showing a stored latent (projection, drag or latent file): pick a seed to leave it")
+        self.stored_latent.setWordWrap(True)
+        self.stored_latent.setVisible(False)
+
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Seed", seed_row)
+        form.addRow(self.stored_latent)
         form.addRow("Class", self.class_box)
         form.addRow("Truncation ψ", self.psi)
         form.addRow("Cutoff", self.cutoff)
@@ -156,6 +163,7 @@ class LatentPanel(QWidget):
 
     def _show_recipe(self, recipe: EditRecipe) -> None:
         set_quietly(self.seed, "setValue", min(recipe.seed, SEED_MAX))
+        self.stored_latent.setVisible(recipe.latent is not None)
         if recipe.class_index is not None:
             set_quietly(self.class_box, "setCurrentIndex", recipe.class_index)
         set_quietly(self.psi, "setValue", recipe.truncation_psi)
