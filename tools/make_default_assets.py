@@ -25,9 +25,9 @@ from latentstudio.data.images import ImageDataset
 from latentstudio.engine import figures
 from latentstudio.engine.directions import pca_directions
 from latentstudio.engine.export import make_grid, save_png
-from latentstudio.engine.quality import PixelPCAFeatures, precision_recall
+from latentstudio.engine.quality import PixelPCAFeatures, precision_recall, sample_generator
 from latentstudio.engine.recipe import EditRecipe
-from latentstudio.engine.renderer import Renderer, to_uint8
+from latentstudio.engine.renderer import Renderer
 from latentstudio.io import load_model, load_networks, save_native
 from latentstudio.nets.layout import layer_groups, ws_layout
 
@@ -36,19 +36,6 @@ def real_images(data: str, resolution: int, count: int, seed: int) -> np.ndarray
     dataset = ImageDataset(data, resolution, check="verify")
     picks = np.random.default_rng(seed).choice(len(dataset), size=min(count, len(dataset)), replace=False)
     return np.stack([dataset[int(i)][0].transpose(1, 2, 0) for i in picks])
-
-
-@torch.inference_mode()
-def generated(G: torch.nn.Module, count: int, seed: int, psi: float = 1.0, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` images (uint8 NHWC) and their untruncated W, from z drawn with ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
-    images, latents = [], []
-    for start in range(0, count, batch):
-        z = torch.randn(min(batch, count - start), G.z_dim, generator=generator)
-        ws = G.mapping(z, None)  # untruncated: what the factor file records
-        images.append(to_uint8(G.synthesis(G.mapping.w_avg.lerp(ws, psi), noise_mode="const")))
-        latents.append(ws[:, 0].numpy())
-    return np.concatenate(images), np.concatenate(latents)
 
 
 def style_mixing_grid(G: torch.nn.Module, sources_a: list[int], sources_b: list[int], psi: float) -> np.ndarray:
@@ -89,8 +76,8 @@ def main() -> None:
     directions.save(args.out / f"{args.name}_pca.npz")
 
     reals = real_images(args.data, G.img_resolution, args.samples, seed=0)
-    fakes, latents = generated(G, args.samples, seed=1)
-    save_png(figures_dir / f"{args.name}_samples.png", make_grid(list(generated(G, 64, seed=2, psi=args.psi)[0]), 8, padding=2))
+    fakes, latents = sample_generator(G, args.samples, seed=1)
+    save_png(figures_dir / f"{args.name}_samples.png", make_grid(list(sample_generator(G, 64, seed=2, psi=args.psi)[0]), 8, padding=2))
     save_png(figures_dir / f"{args.name}_reals.png", make_grid(list(reals[:64]), 8, padding=2))
     save_png(figures_dir / f"{args.name}_style_mixing.png", style_mixing_grid(G, [10, 11, 12, 13], [20, 21, 22, 23, 24], args.psi))
     renderer, strengths = Renderer(G), (-3, -2, -1, 0, 1, 2, 3)
@@ -106,7 +93,7 @@ def main() -> None:
     quality[Path(args.snapshot).name] = vars(precision_recall(features(reals), features(fakes), k=3))
     if args.early:
         early = load_model(args.early, device="cpu")
-        quality[Path(args.early).name] = vars(precision_recall(features(reals), features(generated(early, args.samples, seed=1)[0]), k=3))
+        quality[Path(args.early).name] = vars(precision_recall(features(reals), features(sample_generator(early, args.samples, seed=1)[0]), k=3))
     (args.out / f"{args.name}_quality.json").write_text(json.dumps(quality, indent=2))
     print(json.dumps(quality, indent=2))
 

@@ -74,3 +74,20 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, batch: int 
     precision = _inside(fake_t, real_t, real_radii, batch).float().mean().item()
     recall = _inside(real_t, fake_t, fake_radii, batch).float().mean().item()
     return PrecisionRecall(precision, recall, k, len(real), len(fake))
+
+
+@torch.inference_mode()
+def sample_generator(G: torch.nn.Module, count: int, seed: int, psi: float = 1.0,
+                     batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` images (uint8 NHWC, constant noise) and their untruncated W ``[count, w_dim]``,
+    from z drawn with ``seed``: the generated side of :func:`precision_recall` and of figures."""
+    from latentstudio.engine.renderer import to_uint8
+
+    generator = torch.Generator().manual_seed(seed)
+    images, latents = [], []
+    for start in range(0, count, batch):
+        z = torch.randn(min(batch, count - start), G.z_dim, generator=generator)
+        ws = G.mapping(z.to(G.mapping.w_avg.device), None)
+        images.append(to_uint8(G.synthesis(G.mapping.w_avg.lerp(ws, psi), noise_mode="const")))
+        latents.append(ws[:, 0].cpu().numpy())
+    return np.concatenate(images), np.concatenate(latents)

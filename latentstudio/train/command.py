@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from latentstudio.train.config import AUGMENTS, DEFAULT_PRESET, LOSSES, PRESETS
+from latentstudio.train.config import AUGMENTS, DEFAULT_PRESET, DISTILL_LOSSES, LOSSES, PRESETS
 
 # Options that may be given again with --resume (everything else comes from the checkpoint).
 RESUME_OVERRIDES = ("kimg", "tick", "snap", "keep", "workers", "device")
@@ -27,13 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     Defaults are None where the preset or the checkpoint decides.
     """
     add = parser.add_argument
-    add("--data", help="image folder, zip archive, or 'portraits' (procedural faces, drawn on the fly)")
+    add("--data", help="image folder, zip archive, 'portraits' (procedural faces, drawn on the fly) or "
+                       "'teacher' (the images of --teacher, drawn on the fly; the default when --teacher is given)")
     add("--outdir", help="run folder for stats.jsonl, sample grids and checkpoints")
     add("--res", dest="resolution", type=int, default=None, help="training resolution, a power of two (default 64)")
     add("--kimg", type=float, default=None, help="train until this many thousand images were shown (default 500)")
     add("--cfg", choices=tuple(PRESETS), default=None, help=f"network and optimiser preset (default {DEFAULT_PRESET})")
     add("--batch", type=int, default=None, help="global batch size (default: from --cfg)")
-    add("--loss", choices=LOSSES, default=None, help="ns: non-saturating logistic + R1 (default); wgan-gp; hinge")
+    add("--loss", choices=LOSSES, default=None,
+        help="ns: non-saturating logistic + R1 (default); wgan-gp; hinge; r3gan: relativistic pairing + R1 and R2")
     add("--lr-g", type=float, default=None, help="generator learning rate")
     add("--lr-d", type=float, default=None, help="discriminator learning rate")
     add("--gamma", type=float, default=None, help="R1 weight (default 0.0002 * res^2 / batch)")
@@ -51,6 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add("--tick", type=float, default=None, help="kimg between progress lines and stats.jsonl records (default 0.5)")
     add("--snap", type=float, default=None, help="kimg between checkpoints and sample grids (default 5)")
     add("--keep", type=int, default=None, help="checkpoints kept on disk (default 3)")
+    add("--teacher", default=None, metavar="DCGAN",
+        help="a DCGAN generator checkpoint, or 'gan-face-generate' (that package's weights): its images are the data")
+    add("--distill", type=float, default=None, metavar="WEIGHT",
+        help="also pull G(z) towards the teacher's image of the same z with this weight (needs --teacher)")
+    add("--distill-loss", choices=DISTILL_LOSSES, default=None,
+        help="pyramid: L1 at four scales (default); l1: L1 of the pixels")
+    add("--adversarial", type=float, default=None, metavar="WEIGHT",
+        help="weight of G's adversarial loss (default 1; 0 with --distill: distillation only)")
+    add("--z-dim", type=int, default=None, help="latent size (default: from --cfg, or the teacher's when distilling)")
     add("--init", default=None, metavar="MODEL", help="fine-tune from a model file (any format latentstudio reads)")
     add("--resume", default=None, metavar="PATH", help="continue a run: its folder or a checkpoint file")
     add("--gpus", type=int, default=1, help="processes to start (one per GPU; gloo CPU processes without CUDA)")
@@ -77,8 +88,10 @@ def options_from_args(args: argparse.Namespace):
                       file=sys.stderr)
             options, _, _ = options_for_resume(args.resume, overrides)
             return options
-        if not args.data or not args.outdir:
-            raise TrainUsageError("--data and --outdir are required (or --resume PATH)")
+        if getattr(args, "teacher", None) and not args.data:
+            given["data"] = "teacher"
+        if not given.get("data") or not args.outdir:
+            raise TrainUsageError("--data (or --teacher) and --outdir are required (or --resume PATH)")
         known = {key: given[key] for key in TrainOptions.__dataclass_fields__ if key in given}
         return TrainOptions(**known)
     except CheckpointError as error:

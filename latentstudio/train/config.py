@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the CLI imports this module for --help; torch loads only when training
     from torch import nn
 
-LOSSES = ("ns", "wgan-gp", "hinge")
+LOSSES = ("ns", "wgan-gp", "hinge", "r3gan")
+DISTILL_LOSSES = ("pyramid", "l1")
 AUGMENTS = ("ada", "fixed", "none")
 
 
@@ -84,6 +85,11 @@ class TrainOptions:
     init: str | None = None  # fine-tune from this model file
     workers: int | None = None  # data loader worker processes; None: 2 with CUDA, 0 on a CPU
     device: str | None = None  # None: cuda if available
+    z_dim: int | None = None  # None: from the preset (or the teacher's, when distilling)
+    teacher: str | None = None  # a DCGAN checkpoint (or "gan-face-generate"): its images on the fly are the data
+    distill: float = 0.0  # weight of the paired reconstruction loss G(z) ~ teacher(z) (needs --teacher)
+    distill_loss: str = "pyramid"  # pyramid: L1 at 1, 1/2, 1/4, 1/8 scale; l1: L1 of the pixels
+    adversarial: float = 1.0  # weight of G's adversarial loss (0 with --distill: pure distillation)
 
     def __post_init__(self) -> None:
         if self.cfg not in PRESETS:
@@ -96,6 +102,16 @@ class TrainOptions:
             raise ValueError(f"--res must be a power of two >= 8, not {self.resolution}")
         if self.batch is not None and self.batch < 1:
             raise ValueError("--batch must be positive")
+        if self.distill_loss not in DISTILL_LOSSES:
+            raise ValueError(f"unknown --distill-loss {self.distill_loss!r} (choose from {', '.join(DISTILL_LOSSES)})")
+        if self.distill < 0 or self.adversarial < 0 or self.distill == self.adversarial == 0:
+            raise ValueError("--distill and --adversarial are non-negative weights, not both 0")
+        if self.distill > 0 and not self.teacher:
+            raise ValueError("--distill learns from a teacher's pairs: give --teacher")
+        if self.teacher and self.cond:
+            raise ValueError("--cond: a teacher's images have no labels")
+        if self.z_dim is not None and self.z_dim < 1:
+            raise ValueError("--z-dim must be positive")
         if not 0.0 < self.label_smoothing <= 1.0:
             raise ValueError("--label-smoothing is the target for real images, in (0, 1]")
 
@@ -117,6 +133,7 @@ class TrainOptions:
 
     @property
     def r1_gamma(self) -> float:
+        """R1 weight (and R2's, for r3gan)."""
         if self.loss == "wgan-gp":
             return 0.0  # the gradient penalty already constrains D
         if self.gamma is not None:
@@ -148,7 +165,7 @@ def generator_kwargs(options: TrainOptions, c_dim: int, img_channels: int = 3) -
     """NVlabs-style ``Generator`` init kwargs for ``options`` (skip architecture)."""
     p = options.preset
     return dict(
-        z_dim=p.z_dim, c_dim=c_dim, w_dim=p.w_dim, img_resolution=options.resolution, img_channels=img_channels,
+        z_dim=options.z_dim or p.z_dim, c_dim=c_dim, w_dim=p.w_dim, img_resolution=options.resolution, img_channels=img_channels,
         mapping_kwargs=dict(num_layers=p.map_layers),
         channel_base=p.channel_base, channel_max=p.channel_max, num_fp16_res=4, conv_clamp=256,
     )

@@ -17,6 +17,7 @@ import torch.utils.data
 from latentstudio.train.config import TrainOptions
 
 PORTRAITS = "portraits"
+TEACHER_DATA = "teacher"  # --data teacher: the images of --teacher, drawn on the fly
 
 
 def batch_indices(seed: int, step: int, batch: int, size: int) -> np.ndarray:
@@ -85,6 +86,8 @@ def open_training_data(options: TrainOptions) -> torch.utils.data.Dataset:
     """
     from latentstudio.data.errors import DatasetError
 
+    if options.data == TEACHER_DATA:
+        raise DatasetError("--data teacher: the images come from --teacher; give it (e.g. --teacher gan-face-generate)")
     if options.data == PORTRAITS:
         if options.cond:
             raise DatasetError("--cond: procedural portraits drawn on the fly have no labels; write them with "

@@ -62,10 +62,13 @@ class GeneratorPass(nn.Module):
         self.G = G
         self.mixing_prob = mixing_prob
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``z [N, z_dim]``, ``c [N, c_dim]`` -> images ``[N, C, R, R]`` and the ``ws`` used."""
+    def forward(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False,
+                mix: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """``z [N, z_dim]``, ``c [N, c_dim]`` -> images ``[N, C, R, R]`` and the ``ws`` used.
+
+        ``mix=False`` for distillation pairs: a mixed image is no longer the teacher's image of z."""
         ws = self.G.mapping(z, c, update_emas=update_emas)  # (N, num_ws, w_dim)
-        if self.mixing_prob > 0 and float(torch.rand([])) < self.mixing_prob:
+        if mix and self.mixing_prob > 0 and float(torch.rand([])) < self.mixing_prob:
             # Style mixing regularisation: from a random layer on, use another latent's styles,
             # so that the network cannot rely on neighbouring layers being correlated.
             cutoff = int(torch.randint(1, ws.shape[1], []))
@@ -194,9 +197,11 @@ class Trainer:
                 torch.nan_to_num(param.grad, nan=0.0, posinf=1e5, neginf=-1e5, out=param.grad)
         optimizer.step()
 
-    def train_step(self, real_uint8: torch.Tensor, real_c: torch.Tensor) -> None:
+    def train_step(self, real_uint8: torch.Tensor, real_c: torch.Tensor,
+                   pairs: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """One step on this process's share of the batch: ``uint8 [B/P, C, R, R]``, labels ``[B/P, c_dim]``.
 
+        ``pairs``: teacher latents ``[B/P, z_dim]`` and their uint8 images, for distillation.
         Losses and accuracies go to ``self.stats``, summed until the tick ends."""
         o = self.options
         seed_step(o.seed, self.process.rank, self.step)
@@ -204,16 +209,33 @@ class Trainer:
         real_c = real_c.to(self.device, non_blocking=True)
         n = real.shape[0]
 
-        # G main: make D call the fakes real.
+        # G main: make D call the fakes real, and (distilling) match the teacher's image of each z.
         with _trainable(self.G):
-            z, c = self._latents(n)
-            fake, _ = self.G_pass_ddp(z, c)
-            fake_logits = self.D(self.augmenter(fake), c)
-            g_loss = losses.generator_loss(o.loss, fake_logits)
+            if pairs is not None and o.distill > 0:
+                z = pairs[0].to(self.device)
+                target = pairs[1].to(self.device).to(torch.float32) / 127.5 - 1
+                c = torch.zeros([len(z), self.c_dim], device=self.device)
+                fake, _ = self.G_pass_ddp(z, c, mix=False)
+            else:
+                target = None
+                z, c = self._latents(n)
+                fake, _ = self.G_pass_ddp(z, c)
+            g_total = fake.new_zeros([])
+            if o.adversarial > 0:
+                real_for_g = None
+                if losses.needs_real_logits(o.loss):
+                    with torch.no_grad():
+                        real_for_g = self.D(self.augmenter(real[:len(fake)]), real_c[:len(fake)])
+                g_loss = losses.generator_loss(o.loss, self.D(self.augmenter(fake), c), real_for_g)
+                g_total = g_total + o.adversarial * g_loss.mean()
+                self.stats.add("G_loss", g_loss)
+            if target is not None:
+                distance = losses.reconstruction_loss(o.distill_loss, fake, target)
+                g_total = g_total + o.distill * distance.mean()
+                self.stats.add("distill", distance)
             self.opt_G.zero_grad(set_to_none=True)
-            g_loss.mean().backward()
+            g_total.backward()
             self._optimizer_step(self.opt_G, self.G)
-        self.stats.add("G_loss", g_loss)
 
         # G reg: path-length regularisation, lazily.
         if o.path_length_weight > 0 and self.step % o.pl_interval == 0:
@@ -248,21 +270,31 @@ class Trainer:
             total.backward()
             self._optimizer_step(self.opt_D, self.D)
         self.stats.add("D_loss", d_loss)
-        self.stats.add("D_real_acc", (real_logits.detach() > 0).float().flatten())
-        self.stats.add("D_fake_acc", (fake_logits.detach() < 0).float().flatten())
-        signs = all_reduce_sum(torch.stack([real_logits.detach().sign().sum(), torch.tensor(float(n), device=self.device)]))
+        # How real D finds the reals and fakes: absolutely, or (relativistic losses) against their pairs.
+        relativistic = losses.needs_real_logits(o.loss)
+        realness = real_logits.detach() - (fake_logits.detach() if relativistic else 0)
+        fakeness = -realness if relativistic else fake_logits.detach()
+        self.stats.add("D_real_acc", (realness > 0).float().flatten())
+        self.stats.add("D_fake_acc", (fakeness < 0).float().flatten())
+        signs = all_reduce_sum(torch.stack([realness.sign().sum(), torch.tensor(float(n), device=self.device)]))
         self.augmenter.observe(float(signs[0]), int(signs[1]), self.batch)
 
-        # D reg: R1 on real images, lazily.
+        # D reg: R1 on real images (and R2 on fakes, for r3gan), lazily.
         if o.r1_gamma > 0 and self.step % o.r1_interval == 0:
             with _trainable(self.D):
                 real_in = real.detach().requires_grad_(True)
                 logits = self.D_ddp(self.augmenter(real_in), real_c)
                 penalty = losses.r1_penalty(logits, real_in)
-                self.opt_D.zero_grad(set_to_none=True)
                 # "+ 0 * logits": D's output bias does not change input gradients; keep it in the graph for DDP.
-                r1_loss = penalty.mean() * (o.r1_gamma / 2) * o.r1_interval + 0 * logits.sum()
-                r1_loss.backward()
+                reg_loss = penalty.mean() + 0 * logits.sum()
+                if o.loss == "r3gan":
+                    fake_in = fake.detach().requires_grad_(True)
+                    fake_logits = self.D_ddp(self.augmenter(fake_in), c)
+                    r2 = losses.r1_penalty(fake_logits, fake_in)
+                    reg_loss = reg_loss + r2.mean() + 0 * fake_logits.sum()
+                    self.stats.add("R2", r2)
+                self.opt_D.zero_grad(set_to_none=True)
+                (reg_loss * (o.r1_gamma / 2) * o.r1_interval).backward()
                 self._optimizer_step(self.opt_D, self.D)
             self.stats.add("R1", penalty)
 

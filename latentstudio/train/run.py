@@ -11,6 +11,7 @@ on tick ends, so a resumed run's ticks line up with the uninterrupted run's.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from latentstudio.engine.export import save_png
 from latentstudio.io import load_networks
 from latentstudio.train.checkpoints import find_checkpoint, load_state, save_checkpoint
 from latentstudio.train.config import TrainOptions
-from latentstudio.train.data import make_loader, open_training_data
+from latentstudio.train.data import TEACHER_DATA, make_loader, open_training_data
 from latentstudio.train.distributed import (
     ProcessInfo,
     any_process,
@@ -35,8 +36,9 @@ from latentstudio.train.distributed import (
     process_info_from_env,
 )
 from latentstudio.train.loop import Trainer, write_reals_grid
-from latentstudio.train.samples import fixed_latents, grid_size, render_grid
+from latentstudio.train.samples import fixed_latents, grid_size, render_grid, save_grid
 from latentstudio.train.stats import EventStream, StatsLog
+from latentstudio.train.teacher import TeacherData, load_teacher
 
 RUN_FILE = "run.json"  # options and data set summary, written when a run (re)starts
 
@@ -111,7 +113,15 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
 
-    dataset = open_training_data(options)
+    teacher = None
+    if options.teacher:
+        teacher = TeacherData(load_teacher(options.teacher, device), options.resolution, options.seed)
+        if options.distill > 0 and options.z_dim is None:
+            options = dataclasses.replace(options, z_dim=teacher.z_dim)  # stored, so a resume keeps it
+        if options.distill > 0 and options.z_dim != teacher.z_dim:
+            raise ValueError(f"--distill feeds the teacher's z to the student: --z-dim must be {teacher.z_dim}, "
+                             f"not {options.z_dim}")
+    dataset = teacher if options.data == TEACHER_DATA and teacher is not None else open_training_data(options)
     c_dim = dataset.label_dim if options.cond else 0
     label_bank = None
     if c_dim:
@@ -129,7 +139,8 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
                    "c_dim": c_dim, "world_size": process.world_size, "device": str(device),
                    "resumed_from_step": trainer.step if state is not None else None}
         (run_dir / RUN_FILE).write_text(json.dumps(summary, indent=1))
-    say(f"data: {options.data}: {len(dataset)} images" + (f", {len(skipped)} unreadable file(s) skipped" if skipped else ""))
+    images_text = "images drawn on the fly from the teacher" if dataset is teacher else f"{len(dataset)} images"
+    say(f"data: {options.data}: {images_text}" + (f", {len(skipped)} unreadable file(s) skipped" if skipped else ""))
     emit("start", run_dir=str(run_dir), images=len(dataset), skipped=len(skipped), step=trainer.step,
          kimg=trainer.images_seen / 1000, kimg_total=options.kimg, resumed=state is not None)
 
@@ -152,12 +163,14 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
              checkpoint=str(checkpoint))
 
     if main and state is None:
-        write_reals_grid(run_dir / "reals.png", dataset, grid_size(options.resolution))
+        if dataset is teacher:
+            save_grid(run_dir / "reals.png", list(teacher.samples(grid_size(options.resolution))))
+        else:
+            write_reals_grid(run_dir / "reals.png", dataset, grid_size(options.resolution))
         emit("snapshot", step=0, kimg=0.0, grid=str(write_grid()), checkpoint=None)
 
     stats_log = StatsLog(run_dir, resume_step=trainer.step if state is not None else None) if main else None
-    batches = make_loader(dataset, options, trainer.step, process.rank, process.world_size,
-                          cuda=device.type == "cuda")
+    batches = _step_inputs(dataset, teacher, options, trainer.step, process, cuda=device.type == "cuda")
     total_images = int(math.ceil(options.kimg * 1000))
     tick_images = max(1, int(options.tick * 1000))
     snap_images = max(1, int(options.snap * 1000))
@@ -170,7 +183,8 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
         say(f"nothing to do: the run is already at {trainer.images_seen / 1000:.3f} kimg (--kimg {options.kimg})")
     try:
         while trainer.images_seen < total_images:
-            trainer.train_step(*next(batches))
+            real, labels, pairs = next(batches)
+            trainer.train_step(real, labels, pairs)
             bar.update(trainer.batch)
             stopping = any_process(stop.requested, device)
             finished = trainer.images_seen >= total_images
@@ -206,6 +220,28 @@ def train(options: TrainOptions, resume: str | os.PathLike | None = None, events
     return trainer
 
 
+def _step_inputs(dataset, teacher: TeacherData | None, options: TrainOptions, start_step: int,
+                 process: ProcessInfo, cuda: bool):
+    """Endless ``(real images, labels, distillation pairs or None)``, one per step from ``start_step``.
+
+    Reals come from the teacher itself (``--data teacher``) or from the data set; pairs are the
+    teacher's latents and images when distilling (the reals themselves, when they are the teacher's).
+    """
+    if dataset is teacher:
+        for images, labels, z in teacher.batches(start_step, options.batch_size, process.rank, process.world_size):
+            yield images, labels, (z, images)
+        return
+    loader = make_loader(dataset, options, start_step, process.rank, process.world_size, cuda=cuda)
+    step = start_step
+    for images, labels in loader:
+        pairs = None
+        if teacher is not None and options.distill > 0:
+            z = teacher.latents(step, options.batch_size, process.rank, process.world_size)
+            pairs = (z, teacher.images(z))
+        yield images, labels, pairs
+        step += 1
+
+
 def _write_line(line: str) -> None:
     """A summary line on stderr that does not break a running tqdm bar."""
     from tqdm import tqdm
@@ -235,6 +271,7 @@ def _fmt(value: float | None, spec: str = ".3f") -> str:
 
 
 def _summary(r: dict[str, Any]) -> str:
-    return (f"kimg {r['kimg']:8.3f}  step {r['step']:6d}  G {_fmt(r['G_loss'])}  D {_fmt(r['D_loss'])}  "
+    distill = f"  distill {_fmt(r['distill'])}" if r.get("distill") is not None else ""
+    return (f"kimg {r['kimg']:8.3f}  step {r['step']:6d}  G {_fmt(r['G_loss'])}  D {_fmt(r['D_loss'])}{distill}  "
             f"acc real {_fmt(r['D_real_acc'], '.2f')} fake {_fmt(r['D_fake_acc'], '.2f')}  "
             f"R1 {_fmt(r['R1'], '.4f')}  p {r['augment_p']:.3f}  {_fmt(r['sec_per_kimg'], '.1f')} s/kimg")

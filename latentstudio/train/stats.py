@@ -18,8 +18,9 @@ import torch
 from latentstudio.train.distributed import all_reduce_sum
 
 STATS_FILE = "stats.jsonl"
-# Means over the steps of a tick (or over the steps a regulariser ran, for R1 and PL).
-STAT_KEYS = ("G_loss", "D_loss", "D_real_acc", "D_fake_acc", "R1", "PL")
+# Means over the steps of a tick (or over the steps a regulariser ran, for R1, R2 and PL);
+# "distill" is the reconstruction loss against the teacher's images.
+STAT_KEYS = ("G_loss", "D_loss", "D_real_acc", "D_fake_acc", "R1", "R2", "PL", "distill")
 
 
 class TickStats:
