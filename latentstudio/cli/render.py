@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--noise-seed", type=int, default=0, help="seed of the noise for --noise-mode random")
     parser.add_argument("--outdir", default="out", help="output folder (default out)")
     parser.add_argument("--grid", action="store_true", help="also write all seeds as one grid image")
-    parser.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8), help="Lanczos upscale factor")
+    parser.add_argument("--scale", type=int, default=1, choices=(1, 2, 4, 8), help="upscale factor (Lanczos)")
+    parser.add_argument("--pixel-exact", action="store_true", help="upscale in pixel blocks (nearest neighbour), not Lanczos")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: cuda if available)")
     return parser
 
@@ -68,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
         name = f"projected{index:02d}" if recipe.latent is not None else f"seed{recipe.seed:04d}"
         if not frame.ok:
             raise CliError(f"{name}: {frame.error}")
-        save_png(outdir / f"{name}.png", frame.raw, recipe, model=model_path, scale=args.scale)
+        save_png(outdir / f"{name}.png", frame.raw, recipe, model=model_path, scale=args.scale, smooth=not args.pixel_exact)
         images.append(frame.raw)
     print(f"wrote {len(images)} image(s) to {outdir}")
     if args.grid:
-        grid_path = save_png(outdir / "grid.png", make_grid(images), scale=args.scale)
+        grid_path = save_png(outdir / "grid.png", make_grid(images), scale=args.scale, smooth=not args.pixel_exact)
         print(f"wrote {grid_path}")
     return 0

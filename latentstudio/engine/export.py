@@ -28,13 +28,15 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(image))
 
 
-def upscale(image: Image.Image, factor: int) -> Image.Image:
-    """Lanczos upscaling by an integer factor (1 returns the image unchanged)."""
+def upscale(image: Image.Image, factor: int, smooth: bool = True) -> Image.Image:
+    """Upscaling by an integer factor (1 returns the image unchanged): Lanczos, or with
+    ``smooth=False`` nearest neighbour (each pixel an exact ``factor`` x ``factor`` block)."""
     if factor == 1:
         return image
     if factor not in (2, 4, 8):
         raise ValueError(f"upscale factor must be 1, 2, 4 or 8, not {factor}")
-    return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
+    resample = Image.Resampling.LANCZOS if smooth else Image.Resampling.NEAREST
+    return image.resize((image.width * factor, image.height * factor), resample)
 
 
 def save_png(
@@ -43,8 +45,10 @@ def save_png(
     recipe: EditRecipe | None = None,
     model: str | None = None,
     scale: int = 1,
+    smooth: bool = True,
 ) -> Path:
-    """Save a PNG with the recipe (and model path) embedded as iTXt chunks."""
+    """Save a PNG with the recipe (and model path) embedded as iTXt chunks, upscaled ``scale``
+    times (see :func:`upscale`)."""
     path = Path(path)
     picture = image if isinstance(image, Image.Image) else to_pil(image)
     info = PngImagePlugin.PngInfo()
@@ -53,7 +57,7 @@ def save_png(
     if model is not None:
         info.add_itxt(MODEL_KEY, str(model))
     path.parent.mkdir(parents=True, exist_ok=True)
-    upscale(picture, scale).save(path, format="PNG", pnginfo=info)
+    upscale(picture, scale, smooth).save(path, format="PNG", pnginfo=info)
     return path
 
 

@@ -237,7 +237,8 @@ class MainWindow(QMainWindow):
         scale_menu = file_menu.addMenu("Export &scale")
         self._scale_actions = {}
         for factor in (1, 2, 4):
-            action = scale_menu.addAction(f"{factor}x" + (" (model resolution)" if factor == 1 else " Lanczos"))
+            action = scale_menu.addAction(f"{factor}x" + (" (model resolution)" if factor == 1 else ""))
+            action.setStatusTip("Upscaled smoothly (Lanczos), or in pixel blocks when View > Pixel-exact view is on")
             action.setCheckable(True)
             action.setChecked(factor == self.export_scale)
             action.triggered.connect(lambda _=False, f=factor: self._set_export_scale(f))
@@ -274,6 +275,13 @@ class MainWindow(QMainWindow):
         self._view_separator = self.view_menu.addSeparator()
         self._action(self.view_menu, "&Fit image", self.image_view.fit, "Ctrl+0")
         self._action(self.view_menu, "&Actual size (1:1)", self.image_view.actual_size, "Ctrl+1")
+        self.pixel_exact_action = self.view_menu.addAction("&Pixel-exact view")
+        self.pixel_exact_action.setCheckable(True)
+        self.pixel_exact_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.pixel_exact_action.setStatusTip("Magnify and export-upscale in pixel blocks (nearest neighbour) instead of smoothly")
+        self.pixel_exact_action.toggled.connect(self.set_pixel_exact)
+        self.pixel_exact_action.setChecked(self.pixel_exact)
+        self.set_pixel_exact(self.pixel_exact)
 
         help_menu = menus.addMenu("&Help")
         self._action(help_menu, "&Quick tour", self.show_tour, "F1")
@@ -283,6 +291,19 @@ class MainWindow(QMainWindow):
     @property
     def export_scale(self) -> int:
         return int(self.settings.value("export/scale", 1))
+
+    @property
+    def pixel_exact(self) -> bool:
+        """Nearest-neighbour magnification and export upscaling (the default is smooth)."""
+        return str(self.settings.value("view/pixel_exact", "false")).lower() == "true"
+
+    def set_pixel_exact(self, exact: bool) -> None:
+        """Switch every image view (editor, mixing grid, projection) and export upscaling."""
+        self.settings.setValue("view/pixel_exact", "true" if exact else "false")
+        for view in self.findChildren(ImageView):
+            view.set_smooth(not exact)
+        if self.pixel_exact_action.isChecked() != bool(exact):
+            self.pixel_exact_action.setChecked(bool(exact))
 
     def _set_export_scale(self, factor: int) -> None:
         self.settings.setValue("export/scale", factor)
@@ -577,7 +598,8 @@ class MainWindow(QMainWindow):
             if not path:
                 return None
         model_path = str(Path(self.document.model_path).resolve()) if self.document.model_path else None
-        saved = save_png(path, frame.raw, frame.recipe, model=model_path, scale=scale or self.export_scale)
+        saved = save_png(path, frame.raw, frame.recipe, model=model_path, scale=scale or self.export_scale,
+                         smooth=not self.pixel_exact)
         self.statusBar().showMessage(f"Saved {saved}", 5000)
         return saved
 
@@ -594,7 +616,7 @@ class MainWindow(QMainWindow):
             path, _ = QFileDialog.getSaveFileName(self, "Export grid", "mixing.png", "PNG images (*.png)")
             if not path:
                 return None
-        saved = save_png(path, figure, scale=self.export_scale)
+        saved = save_png(path, figure, scale=self.export_scale, smooth=not self.pixel_exact)
         self.statusBar().showMessage(f"Saved {saved}", 5000)
         return saved
 
