@@ -3,11 +3,16 @@
     python tools/make_default_assets.py --snapshot runs/faces64/network-snapshot-XXXX.safetensors \
         --early runs/keep/faces64-early.safetensors --data data/faces64.zip --name faces64
 
-Writes into ``assets/``: ``NAME.safetensors`` (G_ema only, float16), ``NAME_pca.npz`` (top 20
-PCA directions of W, 100,000 samples), ``figures/NAME_*.png`` (8x8 samples next to 8x8
-training images, a style-mixing grid, a -3..+3 sigma grid of the top 5 directions) and
-``NAME_quality.json`` (precision and recall, k=3, 10,000 generated vs 10,000 training
-images in the pixel-PCA feature space of :mod:`latentstudio.engine.quality`, for this
+    python tools/make_default_assets.py --snapshot runs/faces64/network-snapshot-XXXX.safetensors \
+        --teacher gan-face-generate --name faces64 --names 0=pose 2=lighting
+
+Writes into ``assets/``: ``NAME.safetensors`` (G_ema and D, float16: D is what the projection's
+discriminator loss and further training need), ``NAME_pca.npz`` (top 20 PCA directions of W,
+100,000 samples; ``--names K=NAME`` names the components whose effect is clear on the grid),
+``figures/NAME_*.png`` (8x8 samples next to 8x8 training images, a style-mixing grid, a
+-3..+3 sigma grid of the top 5 directions) and ``NAME_quality.json`` (precision and recall,
+k=3, 10,000 generated vs 10,000 training images, or with ``--teacher`` held-out teacher
+images, in the pixel-PCA feature space of :mod:`latentstudio.engine.quality`, for this
 snapshot and for ``--early``). With ``--factors`` (a data set with known factors, i.e.
 procedural portraits) it also writes ``NAME_factors.npz``: W latents of generated images and
 the factors a linear probe, fitted on the training images, reads from them.
@@ -38,6 +43,13 @@ def real_images(data: str, resolution: int, count: int, seed: int) -> np.ndarray
     return np.stack([dataset[int(i)][0].transpose(1, 2, 0) for i in picks])
 
 
+def teacher_images(spec: str, resolution: int, count: int) -> np.ndarray:
+    """``count`` teacher images from the stream tools/compare_models.py uses as its reference."""
+    from latentstudio.train.teacher import TeacherData, load_teacher
+
+    return TeacherData(load_teacher(spec), resolution, seed=1000).samples(count)
+
+
 def style_mixing_grid(G: torch.nn.Module, sources_a: list[int], sources_b: list[int], psi: float) -> np.ndarray:
     """The StyleGAN paper's figure: B seeds along the top, A down the side, coarse styles from B."""
     renderer = Renderer(G)
@@ -56,7 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--snapshot", required=True)
     parser.add_argument("--early", default=None, help="an earlier snapshot, for the quality comparison")
-    parser.add_argument("--data", required=True, help="the training data set")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="the training data set")
+    source.add_argument("--teacher", help="the teacher the model learnt from (its held-out samples are the reference)")
+    parser.add_argument("--names", nargs="*", default=[], metavar="K=NAME", help="names of PCA components (0-based)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", type=Path, default=Path("assets"))
     parser.add_argument("--samples", type=int, default=10_000, help="images per set for precision / recall")
@@ -67,15 +82,19 @@ def main() -> None:
     figures_dir.mkdir(parents=True, exist_ok=True)
 
     networks = load_networks(args.snapshot)
-    model_path = save_native(args.out / f"{args.name}.safetensors", {"G_ema": networks["G_ema"]},
+    model_path = save_native(args.out / f"{args.name}.safetensors", {"G_ema": networks["G_ema"], "D": networks["D"]},
                              {"trained_with": "latentstudio train", "snapshot": Path(args.snapshot).name}, dtype=torch.float16)
     G = load_model(model_path, device="cpu")
     print(f"wrote {model_path} ({model_path.stat().st_size / 1e6:.1f} MB)")
 
     directions = pca_directions(G, num=20, samples=100_000, seed=0)
+    for item in args.names:
+        index, _, name = item.partition("=")
+        directions.names[int(index)] = name
     directions.save(args.out / f"{args.name}_pca.npz")
 
-    reals = real_images(args.data, G.img_resolution, args.samples, seed=0)
+    reals = (teacher_images(args.teacher, G.img_resolution, args.samples) if args.teacher
+             else real_images(args.data, G.img_resolution, args.samples, seed=0))
     fakes, latents = sample_generator(G, args.samples, seed=1)
     save_png(figures_dir / f"{args.name}_samples.png", make_grid(list(sample_generator(G, 64, seed=2, psi=args.psi)[0]), 8, padding=2))
     save_png(figures_dir / f"{args.name}_reals.png", make_grid(list(reals[:64]), 8, padding=2))
@@ -88,7 +107,8 @@ def main() -> None:
     grid.save(figures_dir / f"{args.name}_pca_grid.png")
 
     features = PixelPCAFeatures(reals, dim=64)
-    quality = {"feature_space": "top 64 principal components of training-image pixels in [0, 1]", "k": 3,
+    reference = f"held-out samples of the teacher {args.teacher}" if args.teacher else "training images"
+    quality = {"feature_space": f"top 64 principal components of the pixels in [0, 1] of {reference}", "k": 3,
                "num_real": len(reals), "num_fake": len(fakes)}
     quality[Path(args.snapshot).name] = vars(precision_recall(features(reals), features(fakes), k=3))
     if args.early:

@@ -3,15 +3,16 @@
     pip install --no-deps gan-face-generate==1.1.1
     python tools/make_faces.py --count 100000 --out data/faces64.zip
 
-The package ships ``weights.tar`` (a torch checkpoint with key ``netG_state_dict``) and a
-``models.py`` that needs only torch. We load the weights with ``weights_only=True`` and
+The package ships ``weights.tar`` (a torch checkpoint with key ``netG_state_dict``). We read
+it with latentstudio's bounded reader into latentstudio's own DCGAN module
+(:func:`latentstudio.train.teacher.load_teacher`; the package's code is never imported) and
 write an NVlabs-style zip with latentstudio's own writer, so the trainer reads it like any
-other data set. The DCGAN itself was trained on DigiFace-1M (synthetic faces).
+other data set. ``latentstudio train --teacher gan-face-generate`` draws the same faces on
+the fly instead. The DCGAN itself was trained on DigiFace-1M (synthetic faces).
 """
 from __future__ import annotations
 
 import argparse
-from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -19,19 +20,17 @@ import torch
 from tqdm import tqdm
 
 from latentstudio.data.archive import DatasetZipWriter
+from latentstudio.data.errors import DatasetError
+from latentstudio.train.teacher import load_teacher
 
-Z_DIM, FEATURES = 100, 64
+Z_DIM = 100
 
 
 def load_dcgan(device: torch.device) -> torch.nn.Module:
     try:
-        from gan_face_generate.models import Generator
-    except ImportError:
-        raise SystemExit("needs the DCGAN package: pip install --no-deps gan-face-generate==1.1.1") from None
-    checkpoint = torch.load(str(files("gan_face_generate") / "weights.tar"), map_location=device, weights_only=True)
-    network = Generator(0, 3, Z_DIM, FEATURES)
-    network.load_state_dict(checkpoint["netG_state_dict"])
-    return network.to(device).eval()
+        return load_teacher("gan-face-generate", device)
+    except DatasetError as error:
+        raise SystemExit(str(error)) from None
 
 
 def sample_faces(network: torch.nn.Module, count: int, seed: int, batch: int, device: torch.device):
