@@ -6,7 +6,10 @@ than anything it claims to be. :func:`open_regular_file` looks first (``os.stat`
 anything but a regular file at once, opens without blocking (``O_NONBLOCK``, so a path
 swapped for a FIFO after the check cannot hang us either) and checks the opened descriptor
 again; :func:`read_regular_file` also caps the size. :func:`read_npz` reads ``.npz`` archives
-(numpy's ``savez``) with every entry's size checked before it is inflated.
+(numpy's ``savez``) with every entry's size checked before it is inflated. :func:`read_image`
+decodes an image (photos, masks, sample grids) in the formats named only (Pillow's plugins
+for other formats never see the file: its EPS reader runs Ghostscript), with the file size
+and the pixel count checked before any pixel is decoded.
 
 Each function takes ``error(path, problem) -> Exception``, the exception its caller raises
 (``ModelLoadError``, or ``prefixed(RecipeError)`` for one-message exception types), so every
@@ -22,15 +25,19 @@ import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 ErrorFactory = Callable[[str, str], Exception]
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 MAX_NPZ_ENTRIES = 64
 MAX_TABLE_BYTES = 8 << 30  # what a table of latents, labels or factors (.npz) may inflate to
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")  # Pillow's names (JPEG opens MPO phone photos too)
 
 
 def prefixed(error_type: Callable[[str], Exception]) -> ErrorFactory:
@@ -49,6 +56,12 @@ def file_kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "not a regular file"
+
+
+def describe(failure: BaseException, limit: int = 120) -> str:
+    """An exception as ``Type: message`` on one line of at most about ``limit`` characters."""
+    detail = " ".join(str(failure).split())[:limit]
+    return f"{type(failure).__name__}: {detail}" if detail else type(failure).__name__
 
 
 def os_problem(error: OSError, path: str) -> str:
@@ -114,8 +127,7 @@ def read_npz(path: str | os.PathLike, max_bytes: int, error: ErrorFactory, what:
     text = os.fsdecode(path)
 
     def damaged(failure: Exception) -> Exception:
-        detail = " ".join(str(failure).split())[:100]
-        return error(text, f"not a {what}, or a damaged one ({type(failure).__name__}{': ' + detail if detail else ''})")
+        return error(text, f"not a {what}, or a damaged one ({describe(failure, 100)})")
 
     with open_regular_file(path, error, what) as (stream, _):
         try:
@@ -156,3 +168,37 @@ def npy_array(data: bytes, path: str, name: str, error: ErrorFactory) -> np.ndar
         raise error(path, f"array {name[:40]} declares shape {list(shape)[:8]} but holds {len(data) - stream.tell():,} bytes")
     stream.seek(0)
     return np.lib.format.read_array(stream, allow_pickle=False)
+
+
+def read_image(path: str | os.PathLike, max_bytes: int, max_pixels: int, error: ErrorFactory, what: str = "image",
+               formats: tuple[str, ...] = IMAGE_FORMATS, draft: tuple[int, int] | None = None) -> "Image.Image":
+    """The first frame of the image file at ``path``, decoded; ``error(path, problem)`` otherwise.
+
+    A regular file of at most ``max_bytes``, in one of ``formats`` (Pillow's names), of at
+    most ``max_pixels`` pixels: counted after ``draft`` (JPEG's cheap 1/2 to 1/8 scaling
+    towards that size), and before decoding, so a few bytes declaring gigapixels (a
+    decompression bomb) cost nothing. Truncated, corrupt and unknown files are one line too.
+    """
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    data = read_regular_file(path, max_bytes, error, what)
+    try:
+        with warnings.catch_warnings():  # bombs are refused below, with the reason
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            picture = Image.open(io.BytesIO(data), formats=list(formats))
+        declared = picture.size
+        if draft is not None:
+            picture.draft(None, draft)
+        if picture.width * picture.height <= max_pixels:
+            picture.load()
+            return picture
+        problem = f"{declared[0]}x{declared[1]} pixels, more than a {what} may have ({max_pixels:,}; a decompression bomb?)"
+    except UnidentifiedImageError:
+        problem = f"not a readable {what}: not an image (formats read: {', '.join(formats)})"
+    except Image.DecompressionBombError:
+        problem = f"more pixels than a {what} may have ({max_pixels:,}; a decompression bomb?)"
+    except Exception as failure:  # noqa: BLE001 - Pillow raises many types for hostile files
+        problem = f"not a readable {what}: cannot be read as an image ({describe(failure)})"
+    raise error(os.fsdecode(path), problem)

@@ -284,7 +284,7 @@ def test_cli_starts_from_an_exported_image_with_a_mask(G, tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--seed", "1", "--points", "1,1:99,99"], "outside"),
-    (["--seed", "1", "--points", "1,1:2,2", "--mask", "missing.png"], "not a readable mask"),
+    (["--seed", "1", "--points", "1,1:2,2", "--mask", "missing.png"], "missing.png: no such file"),
     (["--recipe", "missing.png", "--points", "1,1:2,2"], "missing.png"),
     (["--recipe", "x.png", "--trunc", "0.5", "--points", "1,1:2,2"], "--trunc goes with --seed"),
 ])

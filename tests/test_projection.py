@@ -208,12 +208,12 @@ def test_bad_projected_w_files_are_one_line_errors(tmp_path, faces):
         "this model needs": write_npz(tmp_path / "wrong.npz", w=np.zeros((1, 3, 7), np.float32)),
         "NaN": write_npz(tmp_path / "nan.npz", w=np.full(shape, np.nan, np.float32)),
         "must hold floats": write_npz(tmp_path / "ints.npz", w=np.zeros(shape, np.int64)),
-        "must hold floats, not object": write_npz(tmp_path / "objects.npz", w=np.array([{"evil": 1}], dtype=object)),
+        "holds Python objects": write_npz(tmp_path / "objects.npz", w=np.array([{"evil": 1}], dtype=object)),
         "[N, num_ws, w_dim]": write_npz(tmp_path / "flat.npz", w=np.zeros(5, np.float32)),
         "no such file": tmp_path / "missing.npz",
     }
     (tmp_path / "text.npz").write_text("not a zip")
-    cases["not a readable .npz"] = tmp_path / "text.npz"
+    cases["not a projected-W (.npz) file, or a damaged one"] = tmp_path / "text.npz"
     for words, path in cases.items():
         with pytest.raises(ProjectedWError) as error:
             load_projected_w(path, faces.num_ws, faces.w_dim)

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from latentstudio.engine.recipe import DirectionEdit, EditRecipe, RecipeError
+from latentstudio import bounded_json
+from latentstudio.engine.recipe import MAX_RECIPE_DEPTH, DirectionEdit, EditRecipe, RecipeError
 
 ANIMATION_FORMAT = "latentstudio-animation"
 ANIMATION_VERSION = 1
@@ -43,6 +44,7 @@ MAX_KEYFRAMES = 10_000  # per track
 MAX_TRACKS = 256
 MAX_FRAMES = 10_000_000  # about four days at 30 frames/s
 MAX_FILE_BYTES = 256 * 2**20  # an animation file (a projected-photo key is about 150 kB of JSON)
+MAX_JSON_DEPTH = 4 + MAX_RECIPE_DEPTH  # animation, tracks, track, keyframe, then a recipe
 
 
 class AnimationError(ValueError):
@@ -198,16 +200,22 @@ class Animation:
         settings = {name: data[name] for name in ("interpolation", "space", "easing", "loop", "fps", "columns") if name in data}
         try:
             return cls(tracks=tuple(parsed), **settings)
-        except TypeError as error:
-            raise AnimationError(f"malformed animation: {error}") from None
+        except (TypeError, OverflowError) as error:  # OverflowError: an fps of 10**400
+            raise AnimationError(f"malformed animation: {' '.join(str(error).split())[:120]}") from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Animation":
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
-            raise AnimationError(f"not valid JSON: {error}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(animation_json(text))
+
+
+def animation_json(text: str | bytes) -> Any:
+    """The JSON value of an animation file's text, at most :data:`MAX_FILE_BYTES` characters
+    and :data:`MAX_JSON_DEPTH` deep (:mod:`latentstudio.bounded_json`); :class:`AnimationError`
+    otherwise."""
+    try:
+        return bounded_json.loads(text, max_chars=MAX_FILE_BYTES, max_depth=MAX_JSON_DEPTH)
+    except bounded_json.JSONError as error:
+        raise AnimationError(f"not an animation: {error}") from None
 
 
 def key_times(track: Sequence[Keyframe]) -> list[int]:

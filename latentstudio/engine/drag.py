@@ -61,6 +61,7 @@ from latentstudio.engine.feature_maps import (
 )
 from latentstudio.engine.latent_optimization import Progress, StepOutput, optimize, trainable_copy
 from latentstudio.engine.recipe import EditRecipe, compose_ws
+from latentstudio.untrusted import prefixed, read_image
 
 PAPER_RESOLUTION = 512
 PAPER_LAYERS, PAPER_NUM_WS = 6, 16  # DragGAN optimises ws[:6] of a 512 px model's 16
@@ -410,7 +411,8 @@ def _check_points(handles: Points, targets: Points, resolution: int) -> tuple[np
     return handles_array, targets_array
 
 
-MAX_MASK_SIDE = 16384  # pixels; a mask file claiming more is refused before it is decoded
+MAX_MASK_SIDE = 8192  # pixels, twice the largest model; a mask file claiming more is refused before it is decoded
+MAX_MASK_BYTES = MAX_MASK_SIDE**2 * 4 + (1 << 20)  # an uncompressed RGBA mask of that size, the largest there can be
 
 
 def load_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
@@ -418,24 +420,20 @@ def load_mask(path: str | os.PathLike, resolution: int) -> np.ndarray:
 
     White (any grey above half; transparent pixels count as black) marks the region that
     may change. A square image of another size is resized
-    (nearest neighbour, so the edge stays sharp); anything else is a :class:`DragError`.
+    (nearest neighbour, so the edge stays sharp); anything else is a :class:`DragError`
+    line naming the file (:func:`read_image`: folders, pipes, bombs, damaged files).
     """
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if max(width, height) > MAX_MASK_SIDE:
-                raise DragError(f"{path}: {width}x{height} is too large for a mask")
-            if width != height:
-                raise DragError(f"{path}: the mask is {width}x{height}; it must be square like the image ({resolution}x{resolution})")
-            rgba = image.convert("RGBA")  # transparent counts as black: paint on a clear layer works too
-            grey = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("L")
-            if width != resolution:
-                grey = grey.resize((resolution, resolution), Image.Resampling.NEAREST)
-            mask = np.asarray(grey, dtype=np.uint8) > 127
-    except DragError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DragError(f"{path}: not a readable mask image ({error})") from None
+    with read_image(path, MAX_MASK_BYTES, MAX_MASK_SIDE**2, prefixed(DragError), "mask image") as image:
+        width, height = image.size
+        if max(width, height) > MAX_MASK_SIDE:
+            raise DragError(f"{path}: {width}x{height} is too large for a mask")
+        if width != height:
+            raise DragError(f"{path}: the mask is {width}x{height}; it must be square like the image ({resolution}x{resolution})")
+        rgba = image.convert("RGBA")  # transparent counts as black: paint on a clear layer works too
+        grey = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("L")
+        if width != resolution:
+            grey = grey.resize((resolution, resolution), Image.Resampling.NEAREST)
+        mask = np.asarray(grey, dtype=np.uint8) > 127
     if not mask.any():
         raise DragError(f"{path}: the mask is empty (paint the region that may change white)")
     return mask

@@ -4,19 +4,22 @@ People bring phone photos (EXIF-rotated JPEGs), scans (16-bit TIFF or PNG, grays
 cut-outs with transparency and 8000 x 6000 camera originals. Each becomes an ``H x W x 3``
 uint8 array the right way up, no side longer than ``max_side`` (JPEGs are decoded at reduced
 size straight away, so a huge file costs little), and anything unreadable is one
-:class:`PhotoError` line naming the file.
+:class:`PhotoError` line naming the file: a folder or a named pipe, more than
+:data:`MAX_BYTES` bytes or :data:`MAX_PIXELS` pixels (a decompression bomb), a truncated or
+damaged file, a format other than JPEG, PNG, WebP, BMP, TIFF and GIF.
 """
 from __future__ import annotations
 
 import os
-import warnings
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
+
+from latentstudio.untrusted import describe, prefixed, read_image
 
 MAX_SIDE = 4096  # enough for a 1024 px face crop from any ordinary portrait
-MAX_PIXELS = 20_000 * 20_000  # refuse what cannot be a photograph (a decompression bomb)
+MAX_PIXELS = 1 << 26  # 8192 x 8192 decoded (JPEGs count at their draft scale): more is refused as a bomb
+MAX_BYTES = MAX_PIXELS * 8 + (1 << 20)  # an uncompressed 16-bit RGBA TIFF of MAX_PIXELS, the largest photo there is
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 ALPHA_BACKGROUND = (255, 255, 255)  # transparent parts become white, as in a print
 
@@ -26,34 +29,16 @@ class PhotoError(ValueError):
 
 
 def read_photo(path: str | os.PathLike, max_side: int = MAX_SIDE) -> np.ndarray:
-    """The photo at ``path`` as ``H x W x 3`` uint8, EXIF orientation applied."""
-    path = Path(path)
-    if not path.exists():
-        raise PhotoError(f"{path}: no such file")
-    if path.is_dir():
-        raise PhotoError(f"{path}: a folder, not a photo")
-    previous = Image.MAX_IMAGE_PIXELS
+    """The photo at ``path`` as ``H x W x 3`` uint8, EXIF orientation applied; one
+    :class:`PhotoError` line naming the file for anything else (:func:`read_image`)."""
+    picture = read_image(path, MAX_BYTES, MAX_PIXELS, prefixed(PhotoError), "photo", draft=(max_side, max_side))
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as picture:
-                if picture.width * picture.height > MAX_PIXELS:
-                    raise PhotoError(f"{path}: {picture.width}x{picture.height} pixels is too large for a photo")
-                if picture.format == "JPEG":
-                    picture.draft("RGB", (max_side, max_side))  # DCT scaling: decode huge JPEGs small
-                picture.load()
-                return photo_array(picture, max_side)
+        with picture:
+            return photo_array(picture, max_side)
     except PhotoError:
         raise
-    except Image.DecompressionBombError:
-        raise PhotoError(f"{path}: too many pixels for a photo") from None
-    except UnidentifiedImageError:
-        raise PhotoError(f"{path}: not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:  # truncated, corrupt, unsupported mode
-        raise PhotoError(f"{path}: cannot be read as an image ({error})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+    except Exception as error:  # noqa: BLE001 - a damaged EXIF block, an unsupported mode
+        raise PhotoError(f"{os.fsdecode(path)}: not a readable photo: cannot be read as an image ({describe(error)})") from None
 
 
 def photo_array(picture: Image.Image | np.ndarray, max_side: int = MAX_SIDE) -> np.ndarray:

@@ -2,23 +2,25 @@
 
 NVlabs ``projector.py`` writes ``np.savez(path, w=...)`` with ``w`` float32
 ``[1, num_ws, w_dim]`` and ``gen_images.py --projected-w`` renders every row of it, so a file
-written here works there and theirs works here. The reader treats the file as hostile: no
-pickles (``allow_pickle=False``), the shape checked against the model before anything is
-built, finite values only, and every failure one :class:`ProjectedWError` line.
+written here works there and theirs works here. The reader treats the file as hostile
+(:func:`latentstudio.untrusted.read_npz`): regular files only, no pickles, every entry's size
+checked against :data:`MAX_FILE_BYTES` before it is inflated and every array's header against
+its bytes; then floats only, the shape checked against the model, finite values only, and
+every failure one :class:`ProjectedWError` line.
 """
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from latentstudio.engine.recipe import EditRecipe
+from latentstudio.untrusted import prefixed, read_npz
 
 MAX_ROWS = 10_000
 MAX_VALUES = 2**26  # 256 MiB of float32: far beyond any real file, small enough to read
-HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+MAX_FILE_BYTES = MAX_VALUES * 8 + (1 << 20)  # what the file may inflate to: MAX_VALUES as float64, plus headers
 
 
 class ProjectedWError(ValueError):
@@ -43,28 +45,13 @@ def load_projected_w(path: str | os.PathLike, num_ws: int | None = None, w_dim: 
     """The latents of a ``projected_w.npz``: float32 ``[N, num_ws, w_dim]``, checked against
     the model's ``num_ws`` / ``w_dim`` when given."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "w" not in archive.files:
-                raise ProjectedWError(f"{path}: no 'w' array (found: {', '.join(archive.files) or 'nothing'}); "
-                                      "expected a projected_w.npz as NVlabs' projector writes")
-            with archive.zip.open("w.npy") as member:  # read the header before the data
-                version = np.lib.format.read_magic(member)
-                reader = HEADER_READERS.get(version)
-                if reader is None:
-                    raise ProjectedWError(f"{path}: unsupported .npy format version {version}")
-                shape, _, dtype = reader(member)
-            _check(path, shape, dtype, num_ws, w_dim)
-            w = archive["w"]
-    except ProjectedWError:
-        raise
-    except FileNotFoundError:
-        raise ProjectedWError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ProjectedWError(f"{path}: not a readable .npz ({error})") from None
-    w = np.asarray(w, dtype=np.float32)
-    if w.ndim == 2:
-        w = w[None]
+    arrays = read_npz(path, MAX_FILE_BYTES, prefixed(ProjectedWError), "projected-W (.npz) file")
+    if "w" not in arrays:
+        raise ProjectedWError(f"{path}: no 'w' array (found: {', '.join(name[:40] for name in arrays) or 'nothing'}); "
+                              "expected a projected_w.npz as NVlabs' projector writes")
+    w = arrays["w"]
+    _check(path, w.shape, w.dtype, num_ws, w_dim)
+    w = w.astype(np.float32).reshape(-1, *w.shape[-2:])
     if not np.isfinite(w).all():
         raise ProjectedWError(f"{path}: the latents hold NaN or infinite values")
     return w
@@ -75,8 +62,8 @@ def _check(path: Path, shape: tuple[int, ...], dtype: np.dtype, num_ws: int | No
         raise ProjectedWError(f"{path}: 'w' must hold floats, not {dtype}")
     if len(shape) == 2:
         shape = (1, *shape)
-    if len(shape) != 3 or not 1 <= shape[0] <= MAX_ROWS:
-        raise ProjectedWError(f"{path}: 'w' must be [N, num_ws, w_dim] with N up to {MAX_ROWS}, not {list(shape)}")
+    if len(shape) != 3 or not 1 <= shape[0] <= MAX_ROWS or min(shape) < 1:
+        raise ProjectedWError(f"{path}: 'w' must be [N, num_ws, w_dim] with N up to {MAX_ROWS}, not {list(shape)[:8]}")
     if int(np.prod(shape)) > MAX_VALUES:
         raise ProjectedWError(f"{path}: 'w' has {int(np.prod(shape)):,} values, more than a latent file can hold")
     if (num_ws is not None and shape[1] != num_ws) or (w_dim is not None and shape[2] != w_dim):

@@ -28,8 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentstudio.untrusted import describe, open_regular_file, prefixed
+
 LOSSES = ("auto", "lpips", "discriminator", "pixel")
 VGG16_FILE = "vgg16-397923af.pth"  # torchvision's ImageNet VGG16 (its hub cache name)
+MAX_VGG16_BYTES = 1 << 30  # torchvision's file is 528 MiB
 VGG16_ENV = "LATENTSTUDIO_VGG16"
 LPIPS_LIN = Path(__file__).with_name("weights") / "lpips_vgg_lin_v0.1.safetensors"
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003
@@ -188,9 +191,9 @@ def find_vgg16(path: str | os.PathLike | None = None) -> Path | None:
     exist), else ``$LATENTSTUDIO_VGG16``, else the torch hub cache; ``None`` when they are
     nowhere (nothing is downloaded)."""
     if path:
-        if not Path(path).is_file():
+        if not os.path.lexists(path):
             raise LossUnavailable(f"{path}: no such VGG16 weights file")
-        return Path(path)
+        return Path(path)  # a folder or a pipe is refused, with its reason, by load_vgg16
     for candidate in (os.environ.get(VGG16_ENV), Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
@@ -198,11 +201,15 @@ def find_vgg16(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_vgg16(path: str | os.PathLike, device: torch.device | str = "cpu") -> VGG16Features:
-    """Our VGG16 with torchvision's ``features.*`` weights from ``path`` (``weights_only=True``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is one clear message
-        raise LossUnavailable(f"{path}: not a readable VGG16 state dict ({type(error).__name__}: {error})") from None
+    """Our VGG16 with torchvision's ``features.*`` weights from ``path`` (``weights_only=True``,
+    a regular file of at most :data:`MAX_VGG16_BYTES`; anything else is one line)."""
+    with open_regular_file(path, prefixed(LossUnavailable), "VGG16 weights file") as (_, size):
+        if size > MAX_VGG16_BYTES:
+            raise LossUnavailable(f"{path}: {size:,} bytes, more than VGG16 weights can be ({MAX_VGG16_BYTES:,})")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is one clear message
+            raise LossUnavailable(f"{path}: not a readable VGG16 state dict ({describe(error, 200)})") from None
     if not isinstance(state, dict):
         raise LossUnavailable(f"{path}: expected a state dict, found {type(state).__name__}")
     features = {k: v for k, v in state.items() if isinstance(k, str) and k.startswith("features.")}

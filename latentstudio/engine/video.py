@@ -33,8 +33,9 @@ import numpy as np
 from PIL import Image
 
 from latentstudio.atomic import current_umask, publish
-from latentstudio.engine.animation import MAX_FILE_BYTES, Animation, AnimationError
+from latentstudio.engine.animation import MAX_FILE_BYTES, Animation, AnimationError, animation_json
 from latentstudio.engine.export import to_pil, upscale
+from latentstudio.untrusted import describe, open_regular_file, prefixed, read_regular_file
 
 METADATA_KEY = "latentstudio-animation"
 MODEL_METADATA_KEY = "latentstudio-model"
@@ -398,7 +399,9 @@ def open_writer(path: str | os.PathLike, fps: float, scale: int = 1, animation: 
 # -- reading the animation back ----------------------------------------------------------------
 def read_video_animation(path: str | os.PathLike) -> tuple[Animation, str | None]:
     """The animation (and model path, if recorded) stored with a video latentstudio wrote, or
-    in an animation ``.json``. Raises :class:`AnimationError` with one line otherwise."""
+    in an animation ``.json``. Raises :class:`AnimationError` with one line otherwise: files
+    are read as regular files only, of at most :data:`MAX_FILE_BYTES`
+    (:mod:`latentstudio.untrusted`), their JSON with a size and a depth cap."""
     path = Path(path)
     if path.is_dir():
         return _read_sidecar(path / SEQUENCE_SIDECAR, path)
@@ -417,32 +420,24 @@ def read_video_animation(path: str | os.PathLike) -> tuple[Animation, str | None
 def _mp4_metadata(path: Path) -> str | None:
     import av
 
-    try:
-        with av.open(str(path)) as container:
-            return container.metadata.get(METADATA_KEY)
-    except (av.FFmpegError, OSError, ValueError) as error:
-        raise AnimationError(f"{path}: not a readable video ({error})") from None
+    with open_regular_file(path, prefixed(AnimationError), "video file") as (stream, _):
+        try:
+            with av.open(stream) as container:
+                return container.metadata.get(METADATA_KEY)
+        except Exception as error:  # noqa: BLE001 - FFmpeg's errors for a hostile file are many
+            raise AnimationError(f"{path}: not a readable video ({describe(error)})") from None
 
 
 def _read_sidecar(sidecar: Path, video: Path) -> tuple[Animation, str | None]:
-    if not sidecar.is_file():
+    if sidecar != video and not os.path.lexists(sidecar):
         raise AnimationError(f"{video}: no latentstudio animation is stored with it (looked for {sidecar.name})")
-    if sidecar.stat().st_size > MAX_FILE_BYTES:
-        raise AnimationError(f"{sidecar}: too large for an animation file")
-    try:
-        text = sidecar.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AnimationError(f"{sidecar}: cannot read ({error})") from None
-    return _parse(text, sidecar)
+    return _parse(read_regular_file(sidecar, MAX_FILE_BYTES, prefixed(AnimationError), "animation file"), sidecar)
 
 
-def _parse(text: str, where: Path) -> tuple[Animation, str | None]:
+def _parse(text: str | bytes, where: Path) -> tuple[Animation, str | None]:
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
-        raise AnimationError(f"{where}: not valid JSON ({error})") from None
-    model_path = data.pop("model_path", None) if isinstance(data, dict) else None
-    try:
+        data = animation_json(text)
+        model_path = data.pop("model_path", None) if isinstance(data, dict) else None
         return Animation.from_dict(data), model_path if isinstance(model_path, str) else None
     except AnimationError as error:
         raise AnimationError(f"{where}: {error}") from None

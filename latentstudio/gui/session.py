@@ -12,11 +12,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from latentstudio import bounded_json
 from latentstudio.atomic import atomic_path
-from latentstudio.engine.animation import MAX_FILE_BYTES, ANIMATION_FORMAT, AnimationError
+from latentstudio.engine.animation import MAX_FILE_BYTES, MAX_JSON_DEPTH, ANIMATION_FORMAT, AnimationError
 from latentstudio.engine.recipe import EditRecipe, RecipeError
 from latentstudio.engine.video import SEQUENCE_SIDECAR, read_video_animation
 from latentstudio.gui.timeline_state import TimelineState
+from latentstudio.untrusted import open_regular_file, prefixed, read_regular_file
 
 if TYPE_CHECKING:
     from latentstudio.gui.main_window import MainWindow
@@ -26,6 +28,7 @@ SESSION_VERSION = 1
 SESSION_SUFFIX = ".lsession"
 LAST_SESSION = "last-session" + SESSION_SUFFIX
 VIDEO_SUFFIXES = (".mp4", ".gif", ".webp")
+MAX_SESSION_DEPTH = 2 + MAX_JSON_DEPTH  # session, timeline, then an animation
 
 
 class SessionError(ValueError):
@@ -43,18 +46,17 @@ def write_session(path: str | os.PathLike, model_path: str | None, recipe: EditR
 def read_session(path: str | os.PathLike) -> tuple[str | None, EditRecipe, TimelineState]:
     """``(model_path, recipe, timeline)`` of a session file; :class:`SessionError` otherwise."""
     path = Path(path)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise SessionError(f"{path}: no such session (none is kept until the window has been closed with a model open)")
+    text = read_regular_file(path, MAX_FILE_BYTES, prefixed(SessionError), "session file")
     try:
-        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
-            raise SessionError(f"{path}: not a session file")
-        data = json.loads(path.read_bytes())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        data = bounded_json.loads(text, max_chars=MAX_FILE_BYTES, max_depth=MAX_SESSION_DEPTH)
+    except bounded_json.JSONError as error:
         raise SessionError(f"{path}: cannot read the session ({error})") from None
     if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
         raise SessionError(f"{path}: not a latentstudio session")
     if data.get("version") != SESSION_VERSION:
-        raise SessionError(f"{path}: session version {data.get('version')!r} is not supported")
+        raise SessionError(f"{path}: session version {data.get('version')!r:.20} is not supported")
     model_path = data.get("model_path")
     try:
         recipe = EditRecipe.from_dict(data.get("recipe"))
@@ -77,13 +79,13 @@ def is_animation_file(path: str | os.PathLike) -> bool:
         return True
     if path.is_dir():
         return (path / SEQUENCE_SIDECAR).is_file()  # PNG frames latentstudio wrote
-    if suffix != ".json" or not path.is_file():
+    if suffix != ".json":
         return False
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
+        with open_regular_file(path, prefixed(SessionError)) as (stream, _):
+            head = stream.read(4096)
+    except (SessionError, OSError):
+        return False  # a pipe, a folder, unreadable: not an animation (and never a hang)
     return ANIMATION_FORMAT.encode() in head
 
 

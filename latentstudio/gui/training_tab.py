@@ -9,11 +9,13 @@ is started with ``subprocess.Popen``, which does neither. Everything the
 tab shows comes from the run folder, read incrementally on a timer: curves from
 ``stats.jsonl`` (created once, ``setData`` per update), the latest sample grid and checkpoint
 from the events. Stop sends SIGTERM: the trainer finishes its step, writes a checkpoint and
-exits, and Resume continues from that checkpoint.
+exits, and Resume continues from that checkpoint. Run-folder files are read as hostile
+(:mod:`latentstudio.untrusted`): regular files only, bounded reads, sample grids through
+:func:`~latentstudio.untrusted.read_image`; a damaged ``run.json`` or grid is one line in the
+status, never a dead tab.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -22,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PIL import Image
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -43,17 +44,45 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from latentstudio import bounded_json
 from latentstudio.train.checkpoints import latest_network
 from latentstudio.train.config import DEFAULT_PRESET, LOSSES, PRESETS
-from latentstudio.train.stats import STATS_FILE, read_stats
+from latentstudio.train.stats import MAX_READ_BYTES, STATS_FILE, read_stats
+from latentstudio.untrusted import open_regular_file, prefixed, read_image, read_regular_file
 
 EVENTS_FILE = "events.jsonl"
 LOG_FILE = "log.txt"
 RESOLUTIONS = (16, 32, 64, 128, 256, 512, 1024)
 REFRESH_MS = 1000
 CURVE_POINTS = 200  # at least this many stats records over a run, up to one per 0.5 kimg
+MAX_RUN_FILE_BYTES = 16 << 20  # run.json: the options and a list of skipped files
+MAX_GRID_BYTES = 256 << 20  # a sample grid PNG (8 x 1024 px images: 4096 x 2048, about 20 MB)
+MAX_GRID_PIXELS = 1 << 26  # 8192 x 8192
 CURVES = (("G_loss", "G loss", "#e8a33c", 0), ("D_loss", "D loss", "#4aa3df", 0),
           ("D_real_acc", "D acc real", "#5cc26b", 1), ("D_fake_acc", "D acc fake", "#d9534f", 1))
+
+
+class RunFolderError(ValueError):
+    """A file of a run folder (``run.json``, a sample grid) cannot be used; the message is one line."""
+
+
+def run_options(run_file: Path) -> dict:
+    """The ``options`` of a ``run.json``, each of the type the form needs; :class:`RunFolderError` otherwise."""
+    text = read_regular_file(run_file, MAX_RUN_FILE_BYTES, prefixed(RunFolderError), "run file")
+    try:
+        data = bounded_json.loads(text, max_chars=MAX_RUN_FILE_BYTES, max_depth=8)
+    except bounded_json.JSONError as error:
+        raise RunFolderError(f"{run_file}: not a run file ({error})") from None
+    options = data.get("options") if isinstance(data, dict) else None
+    if not isinstance(options, dict):
+        raise RunFolderError(f"{run_file}: not a run file (no 'options' object)")
+    for key, kinds in (("data", str), ("cfg", str), ("loss", str), ("resolution", int), ("batch", int), ("kimg", (int, float))):
+        value = options.get(key)
+        if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+            raise RunFolderError(f"{run_file}: option {key} is {type(value).__name__}, not {getattr(kinds, '__name__', 'a number')}")
+    if not 0 <= (options.get("batch") or 0) <= 4096 or not 0 <= (options.get("kimg") or 0) <= 1e6:
+        raise RunFolderError(f"{run_file}: batch or kimg out of range (batch 0..4096, kimg up to 1e6)")
+    return options
 
 
 class _Tail:
@@ -302,22 +331,26 @@ class TrainingTab(QWidget):
             xs.clear()
             ys.clear()
         self.latest_checkpoint = str(latest_network(self.run_dir) or "") or None
+        if not self.is_running():
+            self._set_status(f"Run {self.run_dir.name}")
+            self.status_label.setToolTip(str(self.run_dir))
         grids = sorted(self.run_dir.glob("fakes*.png"))
         self.latest_grid = None
         if grids:
             self._show_grid(str(grids[-1]))
         self._show_settings(self.run_dir / "run.json")
-        if not self.is_running():
-            self._set_status(f"Run {self.run_dir.name}")
-            self.status_label.setToolTip(str(self.run_dir))
         self.refresh()
         self.timer.start()
 
     def _show_settings(self, run_file: Path) -> None:
-        """Fill the form with the settings a run was started with (``run.json``), if known."""
+        """Fill the form with the settings a run was started with (``run.json``), if known;
+        a damaged file is one line in the status and changes nothing."""
+        if not os.path.lexists(run_file):
+            return
         try:
-            options = json.loads(run_file.read_text())["options"]
-        except (OSError, ValueError, KeyError, TypeError):
+            options = run_options(run_file)
+        except RunFolderError as error:
+            self._set_status(str(error))
             return
         portraits = options.get("data") == "portraits"
         self.portraits_check.setChecked(portraits)
@@ -335,7 +368,7 @@ class TrainingTab(QWidget):
         """Read what the trainer wrote since the last call and update curves, grid and labels."""
         if self.run_dir is None:
             return
-        records = self._stats.read()
+        records = [numbers for numbers in map(_numbers, self._stats.read()) if "kimg" in numbers]
         for record in records:
             for key, (xs, ys) in self._series.items():
                 if record.get(key) is not None:
@@ -354,38 +387,41 @@ class TrainingTab(QWidget):
     def _on_event(self, event: dict) -> None:
         kind = event.get("event")
         if kind == "start":
-            self.kimg_total = event.get("kimg_total", self.kimg_total)
+            self.kimg_total = _numbers(event).get("kimg_total", self.kimg_total)
             if event.get("skipped"):
-                self._set_status(f"Training on {event['images']} images ({event['skipped']} unreadable files skipped)")
+                self._set_status(f"Training on {event.get('images')} images ({event['skipped']} unreadable files skipped)")
         elif kind == "snapshot":
             if event.get("grid"):
                 self._show_grid(event["grid"])
-            if event.get("checkpoint"):
+            if isinstance(event.get("checkpoint"), str) and event["checkpoint"]:
                 self.latest_checkpoint = event["checkpoint"]
         elif kind in ("done", "stopped"):
             self.finished_state = kind
-            self._set_status(f"Training {'finished' if kind == 'done' else 'stopped'} at {event['kimg']:.3f} kimg")
+            kimg = _numbers(event).get("kimg")
+            at = f" at {kimg:.3f} kimg" if kimg is not None else ""
+            self._set_status(f"Training {'finished' if kind == 'done' else 'stopped'}{at}")
             self.runStateChanged.emit(False)
 
     def _read_log(self) -> None:
         try:
-            with self._log.open("rb") as stream:
+            with open_regular_file(self._log, prefixed(RunFolderError), "log file") as (stream, _):
                 stream.seek(self._log_offset)
-                data = stream.read()
-        except FileNotFoundError:
-            return
+                data = stream.read(MAX_READ_BYTES)  # a huge log arrives over several refreshes
+        except (RunFolderError, OSError):
+            return  # not there yet (or a pipe, a folder: never a hang)
         self._log_offset += len(data)
         if data:
             self.log_view.appendPlainText(data.decode(errors="replace").rstrip("\n"))
 
     def _show_grid(self, path: str) -> None:
-        if path == self.latest_grid:
+        if not isinstance(path, str) or path == self.latest_grid:
             return
         try:
-            with Image.open(path) as picture:
+            with read_image(path, MAX_GRID_BYTES, MAX_GRID_PIXELS, prefixed(RunFolderError), "sample grid", ("PNG",)) as picture:
                 image = np.asarray(picture.convert("RGB"))
-        except OSError:
-            return  # not fully written yet: the next event or refresh brings it
+        except RunFolderError as error:
+            self._set_status(str(error))  # or not fully written yet: the next snapshot brings another
+            return
         self.latest_grid = path
         self.grid_image.setImage(image, autoLevels=False, levels=(0, 255))
         self.grid_box.autoRange(padding=0.02)
@@ -426,6 +462,12 @@ class TrainingTab(QWidget):
     def curve_data(self, key: str) -> tuple[list[float], list[float]]:
         """The points of one curve (``G_loss``, ``D_loss``, ``D_real_acc``, ``D_fake_acc``)."""
         return self._series[key]
+
+
+def _numbers(record: dict) -> dict[str, float]:
+    """The finite numeric fields of a stats record or event (anything else a file holds is ignored)."""
+    return {key: value for key, value in record.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) < 1e300}  # not NaN, inf, 10**400
 
 
 def _duration(seconds: float) -> str:

@@ -15,9 +15,12 @@ from typing import Any, TextIO
 
 import torch
 
+from latentstudio import bounded_json
 from latentstudio.train.distributed import all_reduce_sum
+from latentstudio.untrusted import open_regular_file, prefixed
 
 STATS_FILE = "stats.jsonl"
+MAX_READ_BYTES = 4 << 20  # what one read of a growing JSON-lines file takes in (the rest comes next time)
 # Means over the steps of a tick (or over the steps a regulariser ran, for R1, R2 and PL);
 # "distill" is the reconstruction loss against the teacher's images.
 STAT_KEYS = ("G_loss", "D_loss", "D_real_acc", "D_fake_acc", "R1", "R2", "PL", "distill")
@@ -69,24 +72,28 @@ def _line_step(line: str) -> int:
         return 1 << 62  # a torn last line from a killed run: drop it
 
 
-def read_stats(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+def read_stats(path: Path, offset: int = 0, max_bytes: int = MAX_READ_BYTES) -> tuple[list[dict[str, Any]], int]:
     """Complete records of ``stats.jsonl`` from byte ``offset``, and the offset to read on from.
 
-    A line still being written (no newline yet) is left for the next call.
+    A line still being written (no newline yet) is left for the next call. At most
+    ``max_bytes`` are read per call (a longer line is skipped); lines that are not JSON
+    objects are skipped; a path that is not a regular file (a pipe) reads as nothing yet.
     """
     try:
-        with path.open("rb") as stream:
+        with open_regular_file(path, prefixed(OSError), "stats file") as (stream, _):
             stream.seek(offset)
-            data = stream.read()
-    except FileNotFoundError:
+            data = stream.read(max_bytes)
+    except OSError:
         return [], offset
-    end = data.rfind(b"\n") + 1
+    end = data.rfind(b"\n") + 1 or (len(data) if len(data) == max_bytes else 0)
     records = []
     for line in data[:end].splitlines():
         try:
-            records.append(json.loads(line))
-        except ValueError:
+            record = bounded_json.loads(line, max_chars=max_bytes, max_depth=8)
+        except bounded_json.JSONError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
     return records, offset + end
 
 
