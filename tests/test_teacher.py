@@ -191,8 +191,10 @@ def test_a_teacher_run_with_r3gan_resumes_exactly(teacher_file, tmp_path):
 
 def test_teacher_options_on_the_command_line(teacher_file, tmp_path, capsys):
     parse = lambda *extra: options_from_args(build_parser().parse_args(["train", "--outdir", str(tmp_path / "o"), *extra]))
-    options = parse("--teacher", str(teacher_file), "--distill", "2", "--distill-loss", "l1", "--adversarial", "0.5")
+    options = parse("--teacher", str(teacher_file), "--distill", "2", "--distill-loss", "l1", "--adversarial", "0.5",
+                    "--ema-kimg", "5")
     assert (options.data, options.distill, options.distill_loss, options.adversarial) == ("teacher", 2.0, "l1", 0.5)
+    assert options.ema_half_life_kimg == 5.0
     with pytest.raises(TrainUsageError, match="--teacher"):
         parse("--data", "portraits", "--distill", "1")
     with pytest.raises(TrainUsageError, match="not both 0"):

@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="one-sided label smoothing: target for real images in the ns loss, e.g. 0.9 (default 1)")
     add("--pl-weight", type=float, default=None, help="path-length regularisation weight (0: off)")
     add("--style-mixing", type=float, default=None, help="style-mixing probability")
+    add("--ema-kimg", type=float, default=None, help="half-life of G_ema in thousands of images (default: from --cfg)")
     add("--augment", choices=AUGMENTS, default=None,
         help="ada: differentiable augmentation with adaptive strength (default); fixed: --augment-p; none")
     add("--augment-p", type=float, default=None, help="starting (ada) or fixed augmentation probability")
