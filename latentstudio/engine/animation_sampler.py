@@ -20,14 +20,18 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from scipy.interpolate import CubicSpline
 
 from latentstudio.engine.animation import Animation, AnimationError, Keyframe, key_times
 from latentstudio.engine.export import make_grid
 from latentstudio.engine.recipe import EditRecipe, RecipeError, class_vector, seed_to_z
 from latentstudio.engine.renderer import Frame, Renderer
+
+if TYPE_CHECKING:  # scipy.interpolate costs ~0.5 s to import: only when a cubic timeline is sampled
+    from scipy.interpolate import CubicSpline
 
 Move = tuple[tuple[float, float], float]  # StyleGAN3 (translate, rotate)
 
@@ -112,6 +116,8 @@ class AnimationSampler:
             if self.animation.loop:
                 values = np.concatenate([values, values[:1]])
             bc = "periodic" if self.animation.loop else ("not-a-knot" if len(track) > 2 else "natural")
+            from scipy.interpolate import CubicSpline
+
             prepared.spline = CubicSpline(times, values, axis=0, bc_type=bc)
         return prepared
 

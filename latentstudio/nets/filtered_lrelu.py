@@ -17,8 +17,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-import scipy.signal
-import scipy.special
 import torch
 import torch.nn.functional as F
 
@@ -45,6 +43,11 @@ def design_lowpass_filter(
     assert numtaps >= 1
     if numtaps == 1:
         return None
+    # Imported here: scipy.signal takes over a second to import, which every editor launch
+    # would pay although only StyleGAN3 models design filters.
+    import scipy.signal
+    import scipy.special
+
     if not radial:
         taps = scipy.signal.firwin(numtaps=numtaps, cutoff=cutoff, width=width, fs=fs)
         return torch.as_tensor(taps, dtype=torch.float32)
