@@ -14,7 +14,7 @@ from latentstudio.cli import main
 from latentstudio.engine.export import read_png_recipe
 from latentstudio.engine.recipe import EditRecipe
 from latentstudio.engine.renderer import Renderer
-from latentstudio.io import load_model
+from latentstudio.io import load_model, load_networks, save_native
 
 ROOT = Path(__file__).parents[1]
 DEFAULT_MODEL = ROOT / "assets" / "faces64.safetensors"
@@ -51,7 +51,7 @@ def test_project_writes_every_output_and_the_png_reopens_ready_to_edit(tmp_path,
     assert np.array_equal(Renderer(G).render(recipe).raw, np.asarray(Image.open(folder / "projected.png")))
     report = json.loads((folder / "report.json").read_text())
     assert {"space", "loss", "steps", "seconds", "psnr", "ssim", "alignment"} <= set(report)
-    assert report["space"] == "w-then-w+" and report["steps"] == 8 and report["loss"] == "pixel"
+    assert report["space"] == "w-then-w+" and report["steps"] == 8 and report["loss"] == "discriminator"  # the default model ships its D
     with np.load(folder / "projected_w.npz") as archive:
         assert archive["w"].shape == (1, G.num_ws, G.w_dim) and archive["w"].dtype == np.float32
 
@@ -74,8 +74,9 @@ def test_impossible_losses_and_bad_npz_are_one_line_errors(tmp_path, capsys, mon
     monkeypatch.delenv("LATENTSTUDIO_VGG16", raising=False)
     photo = tmp_path / "p.png"
     Image.new("RGB", (64, 64)).save(photo)
-    for loss, words in (("lpips", "VGG16"), ("discriminator", "no discriminator")):
-        assert main(["project", str(DEFAULT_MODEL), str(photo), "--outdir", str(tmp_path), "--loss", loss]) == 2
+    generator_only = save_native(tmp_path / "g.safetensors", {"G_ema": load_networks(DEFAULT_MODEL)["G_ema"]})
+    for model, loss, words in ((DEFAULT_MODEL, "lpips", "VGG16"), (generator_only, "discriminator", "no discriminator")):
+        assert main(["project", str(model), str(photo), "--outdir", str(tmp_path), "--loss", loss]) == 2
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1
     bad = tmp_path / "w.npz"
