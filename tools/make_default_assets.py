@@ -45,9 +45,9 @@ def real_images(data: str, resolution: int, count: int, seed: int) -> np.ndarray
 
 def teacher_images(spec: str, resolution: int, count: int) -> np.ndarray:
     """``count`` teacher images from the stream tools/compare_models.py uses as its reference."""
-    from latentstudio.train.teacher import TeacherData, load_teacher
+    from latentstudio.train.teacher import REFERENCE_SEED, TeacherData, load_teacher
 
-    return TeacherData(load_teacher(spec), resolution, seed=1000).samples(count)
+    return TeacherData(load_teacher(spec), resolution, seed=REFERENCE_SEED).samples(count)
 
 
 def style_mixing_grid(G: torch.nn.Module, sources_a: list[int], sources_b: list[int], psi: float) -> np.ndarray:

@@ -21,9 +21,10 @@ from typing import Protocol
 
 import numpy as np
 import pyqtgraph as pg
-from PIL import Image
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPainter
+
+from latentstudio.engine.export import to_pil, upscale
 
 PRESCALE_LIMIT = 256  # images up to this size are Lanczos-upscaled (2x or 4x) before Qt scales them
 
@@ -35,15 +36,6 @@ def prescale_factor(height: int, width: int) -> int:
         if max(height, width) * factor <= PRESCALE_LIMIT:
             return factor
     return 1
-
-
-def lanczos_upscale(image: np.ndarray, factor: int) -> np.ndarray:
-    """``image`` (H x W x 3 uint8) upscaled ``factor`` times with a Lanczos filter."""
-    if factor == 1:
-        return image
-    height, width = image.shape[:2]
-    picture = Image.fromarray(np.ascontiguousarray(image))
-    return np.asarray(picture.resize((width * factor, height * factor), Image.Resampling.LANCZOS))
 
 
 class ImageTool(Protocol):
@@ -96,7 +88,8 @@ class ImageView(pg.GraphicsView):
     def _show(self, image: np.ndarray) -> None:
         """Put ``image`` on screen (upscaled first when smooth), covering its own pixel rectangle."""
         height, width = image.shape[:2]
-        shown = lanczos_upscale(image, prescale_factor(height, width)) if self.smooth and image.ndim == 3 else image
+        factor = prescale_factor(height, width) if self.smooth and image.ndim == 3 else 1
+        shown = np.asarray(upscale(to_pil(image), factor)) if factor > 1 else image  # Lanczos, as export does
         self.image_item.setImage(shown, autoLevels=False, levels=(0, 255))
         self.image_item.setRect(QRectF(0, 0, width, height))
 

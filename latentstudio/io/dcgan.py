@@ -17,7 +17,7 @@ import torch
 
 from latentstudio.io.errors import ModelLoadError, describe_error
 from latentstudio.io.safe_pickle import ALLOWED_GLOBALS, Allowed, DisallowedGlobal, UnsafePickle
-from latentstudio.io.tensors import STORAGE_TYPES, TENSOR_GLOBALS
+from latentstudio.io.tensors import SAVED_TENSOR_GLOBALS
 from latentstudio.io.torch_zip import read_torch_zip
 from latentstudio.nets.dcgan import CONV_INDICES, NORM_INDICES, DCGANGenerator
 from latentstudio.untrusted import open_regular_file
@@ -25,11 +25,7 @@ from latentstudio.untrusted import open_regular_file
 STATE_KEY = "netG_state_dict"
 MAX_FEATURES = 1024  # f: the widest layer has 8 f channels
 MAX_Z_DIM = 4096
-DCGAN_GLOBALS: dict[tuple[str, str], Allowed] = {
-    **ALLOWED_GLOBALS,
-    ("torch._utils", "_rebuild_tensor_v2"): TENSOR_GLOBALS[("torch._utils", "_rebuild_tensor_v2")],
-    **{("torch", name): TENSOR_GLOBALS[("torch", name)] for name in STORAGE_TYPES},
-}
+DCGAN_GLOBALS: dict[tuple[str, str], Allowed] = {**ALLOWED_GLOBALS, **SAVED_TENSOR_GLOBALS}
 
 
 def read_dcgan(path: str | os.PathLike) -> DCGANGenerator:

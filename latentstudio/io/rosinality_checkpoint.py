@@ -23,7 +23,7 @@ from latentstudio.io.architectures import DERIVED_BUFFERS, UnsupportedNetwork, b
 from latentstudio.io.errors import ModelLoadError, describe_error
 from latentstudio.io.rosinality import discriminator_from_rosinality, generator_from_rosinality
 from latentstudio.io.safe_pickle import ALLOWED_GLOBALS, Allowed, Budget, DisallowedGlobal, UnsafePickle
-from latentstudio.io.tensors import STORAGE_TYPES, TENSOR_GLOBALS
+from latentstudio.io.tensors import SAVED_TENSOR_GLOBALS
 from latentstudio.io.torch_zip import read_torch_zip
 from latentstudio.io.w_avg import W_AVG_SAMPLES, W_AVG_SEED, mean_w
 
@@ -57,8 +57,7 @@ def _namespace_build(budget: Budget, target: dict, state: Any) -> dict:
 #   real class (a Namespace has no behaviour a pickle could trigger, but we do not even need it).
 ROSINALITY_GLOBALS: dict[tuple[str, str], Allowed] = {
     **ALLOWED_GLOBALS,
-    ("torch._utils", "_rebuild_tensor_v2"): TENSOR_GLOBALS[("torch._utils", "_rebuild_tensor_v2")],
-    **{("torch", name): TENSOR_GLOBALS[("torch", name)] for name in STORAGE_TYPES},
+    **SAVED_TENSOR_GLOBALS,
     ("argparse", "Namespace"): Allowed("argparse.Namespace", new=_namespace_new, build=_namespace_build),
 }
 

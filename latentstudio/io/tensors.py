@@ -206,6 +206,12 @@ TENSOR_GLOBALS: dict[tuple[str, str], Allowed] = {
     ("torch.storage", "_load_from_bytes"): Allowed("torch.storage._load_from_bytes", call=read_legacy_storage),
     **_STORAGE_GLOBALS,
 }
+# What the pickle of a torch zip file of plain tensors (state dicts, as ``torch.save`` writes
+# them since 1.6) needs: tensor views of its storages and the storage type names, nothing else.
+SAVED_TENSOR_GLOBALS: dict[tuple[str, str], Allowed] = {
+    ("torch._utils", "_rebuild_tensor_v2"): TENSOR_GLOBALS[("torch._utils", "_rebuild_tensor_v2")],
+    **_STORAGE_GLOBALS,
+}
 
 
 class BadWeights(ValueError):

@@ -225,7 +225,7 @@ class Trainer:
                 real_for_g = None
                 if losses.needs_real_logits(o.loss):
                     with torch.no_grad():
-                        real_for_g = self.D(self.augmenter(real[:len(fake)]), real_c[:len(fake)])
+                        real_for_g = self.D(self.augmenter(real), real_c)
                 g_loss = losses.generator_loss(o.loss, self.D(self.augmenter(fake), c), real_for_g)
                 g_total = g_total + o.adversarial * g_loss.mean()
                 self.stats.add("G_loss", g_loss)

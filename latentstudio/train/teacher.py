@@ -32,6 +32,7 @@ PACKAGED_TEACHERS = {
 }
 LATENT_STREAM = 0x7EAC  # keeps teacher latents apart from the trainer's own draws of the same step
 HELD_OUT_STEP = 2**62  # the latents of samples(): a step no run reaches
+REFERENCE_SEED = 1000  # the held-out teacher images models are scored against (tools/compare_models.py)
 
 
 def teacher_file(spec: str) -> Path:
