@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OPERATIONS = ("load_model", "load_networks", "info", "convert")
+OPERATIONS = ("load_model", "load_networks", "info", "convert", "read_dcgan")
 
 
 def run_cases(cases: list[dict[str, Any]], seconds_per_case: int = 20, extra_memory_mb: int = 1024) -> list[dict[str, Any]]:
@@ -94,6 +94,10 @@ def _child(seconds: int, extra_memory_mb: int) -> None:
                 load_model(path, device="cpu")
             elif op == "load_networks":
                 load_networks(path)
+            elif op == "read_dcgan":  # a trainer's --teacher checkpoint
+                from latentstudio.io.dcgan import read_dcgan
+
+                read_dcgan(path)
             else:
                 args = ["info", path] if op == "info" else ["convert", path, os.path.join(out_dir, "out.safetensors")]
                 with open(os.devnull, "w") as quiet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,9 @@ from latentstudio.train.config import TrainOptions
 from latentstudio.train.run import train
 from latentstudio.train.stats import read_stats
 from latentstudio.train.teacher import TeacherData, load_teacher
+
+import hostile_cases  # noqa: E402 - the tests folder is on sys.path (as for the other hostile-file tests)
+from load_runner import run_cases  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 Z_DIM = 8
@@ -110,6 +114,30 @@ def test_unusable_teacher_files_are_one_line_errors_and_run_nothing(tmp_path, se
     assert not sentinel.exists()
     with pytest.raises(DatasetError, match="--teacher"):
         load_teacher(str(tmp_path / "nothing-here.tar"))
+
+
+def _with_pickle(source: Path, path: Path, program: bytes) -> Path:
+    """``source`` (a torch zip) with its data.pkl replaced by ``program``, stored as torch stores it."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as forged:
+        for info in original.infolist():
+            forged.writestr(info, program if info.filename.endswith("/data.pkl") else original.read(info))
+    return path
+
+
+def test_hostile_teacher_pickles_are_refused_under_a_memory_cap_and_a_timeout(teacher_file, tmp_path):
+    """The teacher reader is the model loader's bounded torch-zip reader: DAGs, deep nesting and
+    memo abuse in data.pkl are one-line errors in a child process with an address-space limit and
+    an alarm, never a crash, a hang or a memory blow-up; the intact file loads there too."""
+    programs = {"dag": hostile_cases.dag(40), "deep-key": hostile_cases.deep_tuple_key(100_000),
+                "deep-lists": hostile_cases.deep_lists(100_000), "memo": hostile_cases.memo_abuse()}
+    cases = [{"path": str(teacher_file), "op": "read_dcgan"}]
+    cases += [{"path": str(_with_pickle(teacher_file, tmp_path / f"{name}.tar", program)), "op": "read_dcgan"}
+              for name, program in programs.items()]
+    results = run_cases(cases, seconds_per_case=20, extra_memory_mb=512)
+    assert results[0]["status"] == "loaded", results[0]
+    for result in results[1:]:
+        assert result["status"] == "error" and result["type"] == "ModelLoadError", result
+        assert "\n" not in result["message"] and result["length"] <= 300, result
 
 
 def test_teacher_latents_are_a_function_of_seed_and_step_and_shared_between_processes(teacher_file):
