@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-OPERATIONS = ("load_model", "load_networks", "info", "convert", "read_dcgan")
+OPERATIONS = ("load_model", "load_networks", "info", "convert")  # the model loader's ways in
+TEACHER_OPERATION = "read_dcgan"  # the trainer's --teacher checkpoints (not a model file)
 
 
 def run_cases(cases: list[dict[str, Any]], seconds_per_case: int = 20, extra_memory_mb: int = 1024) -> list[dict[str, Any]]:
     """One result per case: ``status`` is ``loaded``, ``error`` (with ``type`` and ``message``),
     ``crashed`` (with ``signal``) or ``hung``. A case is ``{"path", "op"}`` (``op`` one of
-    :data:`OPERATIONS`, default ``load_model``) or, for fuzzing, ``{"mutate": source, "seed": n}``
+    :data:`OPERATIONS` or :data:`TEACHER_OPERATION`, default ``load_model``) or, for fuzzing, ``{"mutate": source, "seed": n}``
     (the child loads :func:`mutations.mutated` of the source, and reports its ``path`` and
     ``mutation``)."""
     results: list[dict[str, Any] | None] = [None] * len(cases)
@@ -94,7 +95,7 @@ def _child(seconds: int, extra_memory_mb: int) -> None:
                 load_model(path, device="cpu")
             elif op == "load_networks":
                 load_networks(path)
-            elif op == "read_dcgan":  # a trainer's --teacher checkpoint
+            elif op == TEACHER_OPERATION:
                 from latentstudio.io.dcgan import read_dcgan
 
                 read_dcgan(path)

@@ -25,7 +25,7 @@ from latentstudio.train.stats import read_stats
 from latentstudio.train.teacher import TeacherData, load_teacher
 
 import hostile_cases  # noqa: E402 - the tests folder is on sys.path (as for the other hostile-file tests)
-from load_runner import run_cases  # noqa: E402
+from load_runner import TEACHER_OPERATION, run_cases  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 Z_DIM = 8
@@ -130,8 +130,8 @@ def test_hostile_teacher_pickles_are_refused_under_a_memory_cap_and_a_timeout(te
     an alarm, never a crash, a hang or a memory blow-up; the intact file loads there too."""
     programs = {"dag": hostile_cases.dag(40), "deep-key": hostile_cases.deep_tuple_key(100_000),
                 "deep-lists": hostile_cases.deep_lists(100_000), "memo": hostile_cases.memo_abuse()}
-    cases = [{"path": str(teacher_file), "op": "read_dcgan"}]
-    cases += [{"path": str(_with_pickle(teacher_file, tmp_path / f"{name}.tar", program)), "op": "read_dcgan"}
+    cases = [{"path": str(teacher_file), "op": TEACHER_OPERATION}]
+    cases += [{"path": str(_with_pickle(teacher_file, tmp_path / f"{name}.tar", program)), "op": TEACHER_OPERATION}
               for name, program in programs.items()]
     results = run_cases(cases, seconds_per_case=20, extra_memory_mb=512)
     assert results[0]["status"] == "loaded", results[0]
