@@ -48,6 +48,13 @@ def decode(path: Path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
+def assert_same_render(batched: np.ndarray, single: np.ndarray) -> None:
+    """The same ws rendered in a batch and alone: a batched convolution may round differently
+    on some CPUs (oneDNN picks its kernel by batch size), so one grey level is allowed."""
+    assert batched.shape == single.shape
+    assert np.abs(batched.astype(np.int16) - single.astype(np.int16)).max() <= 1
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255**2 / mse))
@@ -66,7 +73,7 @@ def test_two_key_linear_animation_starts_and_ends_on_its_keys_exactly(renderer, 
     assert np.array_equal(frames[0], renderer.render(keys[0]).raw)
     assert np.array_equal(frames[-1], renderer.render(keys[1]).raw)
     batched = list(iter_frames(renderer, animation, batch_size=4, start=3))  # a batch ends on the last key
-    assert np.abs(batched[-1].astype(int) - frames[-1].astype(int)).max() <= 1
+    assert_same_render(batched[-1], frames[-1])
 
 
 def test_cubic_interpolation_passes_through_every_key_and_is_smooth(renderer, base):
@@ -138,9 +145,11 @@ def test_stylegan3_translate_and_rotate_are_interpolated():
 def test_grid_walk_assigns_seeds_as_nvlabs_gen_video(renderer, base):
     animation = grid_walk(base, list(range(8)), columns=2, rows=2, frames_per_key=5, loop=True)
     assert [[key.recipe.seed for key in track] for track in animation.tracks] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    ws, _ = AnimationSampler(renderer, animation).sample([0])
+    assert torch.equal(ws[2], renderer.compose(base.replace(seed=4))[0])  # bottom-left cell, first key: exact
     frame = next(iter_frames(renderer, animation))
     assert frame.shape == (128, 128, 3)
-    assert np.array_equal(frame[64:, :64], renderer.render(base.replace(seed=4)).raw)  # bottom-left cell, first key
+    assert_same_render(frame[64:, :64], renderer.render(base.replace(seed=4)).raw)
     with pytest.raises(AnimationError, match="multiple of 4"):
         grid_walk(base, list(range(6)), 2, 2)
 
@@ -162,8 +171,10 @@ def test_projected_latent_keyframes_work(renderer, base):
     projected = base.replace(latent=tuple(renderer.compose(base.replace(seed=11))[0].reshape(-1).tolist()))
     edited = projected.replace(edits=(DirectionSet.load(DEFAULT_MODEL.with_name("faces64_pca.npz")).edit(1, 2.0),))
     animation = Animation.of([projected, edited, base.replace(seed=3)], 4, interpolation="cubic")
+    ws, _ = AnimationSampler(renderer, animation).sample([0, 4])
+    assert torch.equal(ws[0], renderer.compose(projected)[0]) and torch.equal(ws[1], renderer.compose(edited)[0])
     frames = list(iter_frames(renderer, animation, batch_size=4))
-    assert np.array_equal(frames[0], renderer.render(projected).raw)
+    assert_same_render(frames[0], renderer.render(projected).raw)
 
 
 def test_animation_json_round_trip_and_hostile_input(base):
@@ -222,7 +233,7 @@ def test_gif_png_and_webp_outputs_with_upscaling(renderer, base, tmp_path):
     folder = export_video(renderer, animation, tmp_path / "frames")
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["animation.json"] + [f"frame{i:05d}.png" for i in range(4)]
-    assert np.array_equal(np.asarray(Image.open(folder / "frame00000.png")), first)
+    assert_same_render(np.asarray(Image.open(folder / "frame00000.png")), first)  # exported in batches
     assert read_video_animation(folder)[0] == animation
     webp = export_video(renderer, animation.replace(loop=True), tmp_path / "walk.webp")
     with Image.open(webp) as picture:
