@@ -195,7 +195,7 @@ def test_cancelling_keeps_the_last_update(G):
 
 def test_settings_follow_the_paper_scaled_to_the_model(G):
     settings = DragSettings().resolved(G, num_handles=2)
-    assert settings.num_layers == round(6 * G.num_ws / 16) and settings.stop_distance == 1.0
+    assert settings.num_layers == round(0.6 * G.num_ws) and settings.stop_distance == 1.0  # a small model
     assert settings.feature_layer == default_feature_layer(G)
     assert DragSettings().resolved(G, num_handles=5).stop_distance == 2.0
     assert DragSettings(lr=0.5).resolved(G, 1).lr == 0.5  # what is set stays set
