@@ -1,6 +1,7 @@
 """The editor window, driven through its real widgets on the CPU, offscreen (pytest-qt)."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import time
@@ -104,6 +105,23 @@ def test_layer_slider_changes_image_and_undo_redo_restore_identical_pixels(qtbot
     assert not np.array_equal(wait_for_current_frame(qtbot, window), after)
     # Layer 8 is the last conv1: only it and the last toRGB re-ran, and the status bar says so.
     assert window.time_label.text().endswith(" ms · 2/14 layers"), window.time_label.text()
+
+
+def test_direction_combo_widens_for_named_directions_and_its_popup_shows_them_whole(window):
+    combo = row(window, 2).direction
+    numbered_width = combo.sizeHint().width()
+    pca = window.document.direction_sets[0]
+    window.document.direction_sets[0] = dataclasses.replace(pca, names=["head turn"] + pca.names[1:])
+    window.document.directionsChanged.emit()
+    assert combo.findText("head turn") == 0
+    assert combo.sizeHint().width() > numbered_width  # "head turn" is not cut to "head "
+    widths = {}
+    for name in ("glasses + hat", "glasses and a smile"):  # past the cap, the combo stops growing
+        window.document.direction_sets[0] = dataclasses.replace(pca, names=[name] + pca.names[1:])
+        window.document.directionsChanged.emit()
+        widths[name] = combo.sizeHint().width()
+        assert combo.view().minimumWidth() >= combo.fontMetrics().horizontalAdvance(name)  # popup: whole
+    assert widths["glasses + hat"] == widths["glasses and a smile"] > numbered_width
 
 
 def test_fine_from_b_is_the_engine_style_mixing(qtbot, window):

@@ -4,16 +4,16 @@
         --early runs/keep/faces64-early.safetensors --data data/faces64.zip --name faces64
 
     python tools/make_default_assets.py --snapshot runs/faces64/network-snapshot-XXXX.safetensors \
-        --teacher gan-face-generate --name faces64 --names 0=pose 2=lighting
+        --teacher gan-face-generate --name faces64 --names 1=pose 3=lighting
 
 Writes into ``assets/``: ``NAME.safetensors`` (G_ema and D, float16: D is what the projection's
 discriminator loss and further training need), ``NAME_pca.npz`` (top 20 PCA directions of W,
-100,000 samples; ``--names K=NAME`` names the components whose effect is clear on the grid),
+100,000 samples; ``--names N=NAME`` names the components whose effect is clear on the grid),
 ``figures/NAME_*.png`` (8x8 samples next to 8x8 training images, a style-mixing grid, a
 -3..+3 sigma grid of the top 5 directions) and ``NAME_quality.json`` (precision and recall,
 k=3, 10,000 generated vs 10,000 training images, or with ``--teacher`` held-out teacher
 images, in the pixel-PCA feature space of :mod:`latentstudio.engine.quality`, for this
-snapshot and for ``--early``). With ``--factors`` (a data set with known factors, i.e.
+snapshot and for ``--early``, under the keys ``--label`` and ``--early-label``). With ``--factors`` (a data set with known factors, i.e.
 procedural portraits) it also writes ``NAME_factors.npz``: W latents of generated images and
 the factors a linear probe, fitted on the training images, reads from them.
 """
@@ -28,7 +28,7 @@ import torch
 
 from latentstudio.data.images import ImageDataset
 from latentstudio.engine import figures
-from latentstudio.engine.directions import pca_directions
+from latentstudio.engine.directions import display_name, pca_directions
 from latentstudio.engine.export import make_grid, save_png
 from latentstudio.engine.quality import PixelPCAFeatures, precision_recall, sample_generator
 from latentstudio.engine.recipe import EditRecipe
@@ -68,10 +68,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--snapshot", required=True)
     parser.add_argument("--early", default=None, help="an earlier snapshot, for the quality comparison")
+    parser.add_argument("--label", help="key of the snapshot's entry in NAME_quality.json (default: its file name)")
+    parser.add_argument("--early-label", help="key of --early's entry in NAME_quality.json (default: its file name)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", help="the training data set")
     source.add_argument("--teacher", help="the teacher the model learnt from (its held-out samples are the reference)")
-    parser.add_argument("--names", nargs="*", default=[], metavar="K=NAME", help="names of PCA components (0-based)")
+    parser.add_argument("--names", nargs="*", default=[], metavar="N=NAME", help="names of PCA components, numbered as the editor shows them (PC1 is 1)")
     parser.add_argument("--name", required=True)
     parser.add_argument("--out", type=Path, default=Path("assets"))
     parser.add_argument("--samples", type=int, default=10_000, help="images per set for precision / recall")
@@ -89,8 +91,10 @@ def main() -> None:
 
     directions = pca_directions(G, num=20, samples=100_000, seed=0)
     for item in args.names:
-        index, _, name = item.partition("=")
-        directions.names[int(index)] = name
+        number, _, name = item.partition("=")
+        if not number.isdigit() or not 1 <= int(number) <= len(directions.names) or not name:
+            parser.error(f"--names expects N=NAME with N from 1 to {len(directions.names)}, got {item!r}")
+        directions.names[int(number) - 1] = name
     directions.save(args.out / f"{args.name}_pca.npz")
 
     reals = (teacher_images(args.teacher, G.img_resolution, args.samples) if args.teacher
@@ -102,7 +106,7 @@ def main() -> None:
     renderer, strengths = Renderer(G), (-3, -2, -1, 0, 1, 2, 3)
     base = EditRecipe(seed=3, truncation_psi=args.psi)
     rows = [[renderer.render(base.replace(edits=(directions.edit(k, s),))).image for s in strengths] for k in range(5)]
-    grid = figures.labelled_grid(rows, [directions.names[k] for k in range(5)], [f"{s:+d}" if s else "0" for s in strengths],
+    grid = figures.labelled_grid(rows, [display_name(directions.names[k]) for k in range(5)], [f"{s:+d}" if s else "0" for s in strengths],
                                  f"{args.name}: top 5 PCA directions, -3..+3 sigma (seed 3, psi {args.psi})", thumb=96)
     grid.save(figures_dir / f"{args.name}_pca_grid.png")
 
@@ -110,10 +114,10 @@ def main() -> None:
     reference = f"held-out samples of the teacher {args.teacher}" if args.teacher else "training images"
     quality = {"feature_space": f"top 64 principal components of the pixels in [0, 1] of {reference}", "k": 3,
                "num_real": len(reals), "num_fake": len(fakes)}
-    quality[Path(args.snapshot).name] = vars(precision_recall(features(reals), features(fakes), k=3))
+    quality[args.label or Path(args.snapshot).name] = vars(precision_recall(features(reals), features(fakes), k=3))
     if args.early:
         early = load_model(args.early, device="cpu")
-        quality[Path(args.early).name] = vars(precision_recall(features(reals), features(sample_generator(early, args.samples, seed=1)[0]), k=3))
+        quality[args.early_label or Path(args.early).name] = vars(precision_recall(features(reals), features(sample_generator(early, args.samples, seed=1)[0]), k=3))
     (args.out / f"{args.name}_quality.json").write_text(json.dumps(quality, indent=2))
     print(json.dumps(quality, indent=2))
 

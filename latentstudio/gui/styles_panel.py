@@ -32,6 +32,11 @@ from latentstudio.gui.widgets import SEED_MAX, caption, float_slider, on_right_c
 from latentstudio.nets.layout import layer_groups, ws_layout
 
 OFFSET_RANGE = 5.0  # sigma
+# The direction combo is as wide as its longest name ("head turn", "set#2 PC10"), within these
+# bounds so that the two sliders keep most of the row; its popup always shows names in full.
+COMBO_MIN_CHARS = 5
+COMBO_MAX_CHARS = 12
+POPUP_MARGIN_PX = 24
 GROUP_TITLES = {"coarse": "Coarse", "middle": "Middle", "fine": "Fine"}
 
 
@@ -156,7 +161,6 @@ class StylesPanel(QWidget):
                 row = _Row(layer, float_slider(0, 1), QComboBox(), float_slider(-OFFSET_RANGE, OFFSET_RANGE, step=0.05))
                 row.direction.setToolTip("Direction this layer's offset slider moves along")
                 row.direction.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-                row.direction.setMinimumContentsLength(5)
                 row.mix.valueChanged.connect(lambda v, i=layer: self._set_mix(i, v))
                 row.offset.valueChanged.connect(lambda v, i=layer: self._set_offset(i, v))
                 row.direction.currentIndexChanged.connect(lambda _, i=layer: self._direction_picked(i))
@@ -178,13 +182,16 @@ class StylesPanel(QWidget):
 
     def _refresh_choices(self) -> None:
         self.choices = choices_from_sets(self.document.direction_sets)
+        longest = max((len(choice.label) for choice in self.choices), default=0)
         for row in self.rows:
+            row.direction.setMinimumContentsLength(min(max(longest, COMBO_MIN_CHARS), COMBO_MAX_CHARS))
             with_previous = row.direction.currentText()
             set_quietly(row.direction, "clear")
             for choice in self.choices:
                 set_quietly(row.direction, "addItem", choice.label)
             position = row.direction.findText(with_previous)
             set_quietly(row.direction, "setCurrentIndex", max(position, 0))
+            row.direction.view().setMinimumWidth(row.direction.view().sizeHintForColumn(0) + POPUP_MARGIN_PX)
             ready = bool(self.choices)
             row.offset.setEnabled(ready)
             row.direction.setEnabled(ready)
