@@ -29,10 +29,14 @@ CEILING_SEED = 2000  # a second held-out teacher stream, scored against the refe
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", metavar="NAME=MODEL")
-    parser.add_argument("--teacher", default="gan-face-generate")
-    parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--out", type=Path, default=Path("compare"))
+    parser.add_argument("models", nargs="+", metavar="NAME=MODEL",
+                        help="a label for the table and a model file to score")
+    parser.add_argument("--teacher", default="gan-face-generate",
+                        help="the teacher whose held-out samples are the reference")
+    parser.add_argument("--samples", type=int, default=10_000,
+                        help="images per set for precision / recall (default 10000)")
+    parser.add_argument("--out", type=Path, default=Path("compare"),
+                        help="folder for the grids, comparison.png and quality.json")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     teacher = load_teacher(args.teacher)

@@ -66,7 +66,7 @@ def style_mixing_grid(G: torch.nn.Module, sources_a: list[int], sources_b: list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--snapshot", required=True)
+    parser.add_argument("--snapshot", required=True, help="the training snapshot to ship")
     parser.add_argument("--early", default=None, help="an earlier snapshot, for the quality comparison")
     parser.add_argument("--label", help="key of the snapshot's entry in NAME_quality.json (default: its file name)")
     parser.add_argument("--early-label", help="key of --early's entry in NAME_quality.json (default: its file name)")
@@ -74,8 +74,8 @@ def main() -> None:
     source.add_argument("--data", help="the training data set")
     source.add_argument("--teacher", help="the teacher the model learnt from (its held-out samples are the reference)")
     parser.add_argument("--names", nargs="*", default=[], metavar="N=NAME", help="names of PCA components, numbered as the editor shows them (PC1 is 1)")
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--out", type=Path, default=Path("assets"))
+    parser.add_argument("--name", required=True, help="base name of the written files (NAME.safetensors, NAME_pca.npz, ...)")
+    parser.add_argument("--out", type=Path, default=Path("assets"), help="folder for the model and its figures (default assets)")
     parser.add_argument("--samples", type=int, default=10_000, help="images per set for precision / recall")
     parser.add_argument("--psi", type=float, default=0.7, help="truncation of the figures")
     parser.add_argument("--factors", action="store_true", help="the data set has known factors: write NAME_factors.npz")
