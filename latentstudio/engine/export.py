@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from latentstudio.atomic import atomic_path
 from latentstudio.engine.recipe import EditRecipe, RecipeError
 from latentstudio.untrusted import open_regular_file, prefixed
 
@@ -48,7 +49,11 @@ def save_png(
     smooth: bool = True,
 ) -> Path:
     """Save a PNG with the recipe (and model path) embedded as iTXt chunks, upscaled ``scale``
-    times (see :func:`upscale`)."""
+    times (see :func:`upscale`).
+
+    The file is written atomically: a reader that polls it (the Training tab watching a run's
+    sample grids) sees the previous picture or the new one, never half of one.
+    """
     path = Path(path)
     picture = image if isinstance(image, Image.Image) else to_pil(image)
     info = PngImagePlugin.PngInfo()
@@ -56,8 +61,8 @@ def save_png(
         info.add_itxt(RECIPE_KEY, recipe.to_json())
     if model is not None:
         info.add_itxt(MODEL_KEY, str(model))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    upscale(picture, scale, smooth).save(path, format="PNG", pnginfo=info)
+    with atomic_path(path) as tmp:
+        upscale(picture, scale, smooth).save(tmp, format="PNG", pnginfo=info)
     return path
 
 
