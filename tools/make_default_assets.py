@@ -10,7 +10,7 @@ Writes into ``assets/``: ``NAME.safetensors`` (G_ema and D, float16: D is what t
 discriminator loss and further training need), ``NAME_pca.npz`` (top 20 PCA directions of W,
 100,000 samples; ``--names N=NAME`` names the components whose effect is clear on the grid),
 ``figures/NAME_*.png`` (8x8 samples next to 8x8 training images, a style-mixing grid, a
--3..+3 sigma grid of the top 5 directions) and ``NAME_quality.json`` (precision and recall,
+-3..+3 sigma grid of the top 5 directions, seeds 0-15 as the editor opens them, 2x Lanczos) and ``NAME_quality.json`` (precision and recall,
 k=3, 10,000 generated vs 10,000 training images, or with ``--teacher`` held-out teacher
 images, in the pixel-PCA feature space of :mod:`latentstudio.engine.quality`, for this
 snapshot and for ``--early``, under the keys ``--label`` and ``--early-label``). With ``--factors`` (a data set with known factors, i.e.
@@ -109,6 +109,8 @@ def main() -> None:
     grid = figures.labelled_grid(rows, [display_name(directions.names[k]) for k in range(5)], [f"{s:+d}" if s else "0" for s in strengths],
                                  f"{args.name}: top 5 PCA directions, -3..+3 sigma (seed 3, psi {args.psi})", thumb=96)
     grid.save(figures_dir / f"{args.name}_pca_grid.png")
+    seeds = [renderer.render(EditRecipe(seed=seed, truncation_psi=args.psi)).image for seed in range(16)]
+    save_png(figures_dir / f"{args.name}_seeds_0-15.png", make_grid(seeds, 8, padding=2), scale=2)
 
     features = PixelPCAFeatures(reals, dim=64)
     reference = f"held-out samples of the teacher {args.teacher}" if args.teacher else "training images"
